@@ -1,0 +1,101 @@
+"""App factory: settings in, blueprints, CORS and error handlers registered. No global state besides the app."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Blueprint, Flask, Response, current_app, g, request
+from flask_cors import CORS
+from werkzeug.exceptions import HTTPException
+
+from cds_service import guide_page, hooks_api
+from cds_service.errors import ClientError, operation_outcome
+from cds_service.json_body import json_response
+from cds_service.logging_setup import assign_request_id, request_log_fields
+from cds_service.openapi import openapi_yaml
+from cds_service.runtime import Runtime
+from cds_service.settings import Settings, load_settings
+
+log = logging.getLogger("cds_service.http")
+ops = Blueprint("ops", __name__)
+
+
+@ops.get("/healthz")
+def healthz() -> Response:
+    return json_response({"status": "ok"})
+
+
+@ops.get("/readyz")
+def readyz() -> Response:
+    runtime: Runtime = current_app.extensions["cds_runtime"]
+    try:
+        runtime.store.ping()
+    except Exception:  # noqa: BLE001 - any database failure means "not ready"
+        log.exception("readiness_database_failed")
+        return json_response({"status": "unavailable", "database": "unreachable"}, status=503)
+    return json_response({"status": "ready", "auth": runtime.settings.auth,
+                          **({"warning": "authentication is OFF: local demo only"}
+                             if runtime.settings.auth == "off" else {}),
+                          "guide": runtime.knowledge.guide.id, "rules": len(runtime.knowledge.rules)})
+
+
+@ops.get("/openapi.yaml")
+def openapi() -> Response:
+    return Response(current_app.extensions["cds_openapi"], mimetype="application/yaml")
+
+
+def _client_error(error: ClientError) -> Response:
+    return json_response(operation_outcome(error.message, where=error.where, code=error.code), status=error.status,
+                         headers=error.headers, mimetype="application/fhir+json")
+
+
+def _http_error(error: HTTPException) -> Response:
+    code = {404: "not-found", 405: "not-supported", 413: "too-long"}.get(error.code or 500, "invalid")
+    message = {404: "no such endpoint", 405: f"method {request.method} is not allowed here",
+               413: "request body is too large"}.get(error.code or 500, error.description or "request refused")
+    response = json_response(operation_outcome(message, code=code), status=error.code or 500,
+                             mimetype="application/fhir+json")
+    if error.code == 405 and hasattr(error, "valid_methods") and error.valid_methods:
+        response.headers["Allow"] = ", ".join(error.valid_methods)
+    return response
+
+
+def _unexpected_error(error: Exception) -> Response:
+    log.exception("unhandled_error", extra={"error_type": type(error).__name__})
+    return json_response(operation_outcome("internal error; the request id is in the X-Request-Id header",
+                                           code="exception", severity="fatal"),
+                         status=500, mimetype="application/fhir+json")
+
+
+def _before() -> None:
+    g.started = time.perf_counter()
+    assign_request_id()
+
+
+def _after(response: Response) -> Response:
+    response.headers["X-Request-Id"] = g.get("request_id", "")
+    elapsed_ms = round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2)
+    log.info("request", extra=request_log_fields(response.status_code, elapsed_ms=elapsed_ms,
+                                                 **g.get("log_fields", {})))
+    return response
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
+    settings = settings or load_settings()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.extensions["cds_runtime"] = runtime or Runtime.build(settings)
+    app.extensions["cds_openapi"] = openapi_yaml()
+    if settings.cors_origins:
+        CORS(app, origins=list(settings.cors_origins), allow_headers=["Authorization", "Content-Type"],
+             methods=["GET", "POST", "OPTIONS"], expose_headers=["X-Request-Id"], max_age=600)
+    app.register_blueprint(hooks_api.blueprint)
+    app.register_blueprint(guide_page.blueprint)
+    app.register_blueprint(ops)
+    app.before_request(_before)
+    app.after_request(_after)
+    app.register_error_handler(ClientError, _client_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+    return app

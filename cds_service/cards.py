@@ -1,0 +1,154 @@
+"""Cards: decisions rendered through the templates in cards/ into CDS Hooks card dicts.
+
+The mapping from knowledge to card fields lives here and only here: tier -> indicator, template -> summary and
+detail, guide section -> link, override reasons, suggestions -> ServiceRequest create actions.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from cds_service.fhir_time import describe_age
+from cds_service.findings import Evidence
+from cds_service.knowledge import CardTemplate, Knowledge
+from cds_service.triage import Decision, FiredFinding
+
+EXTENSION_KEY = "org.weakness-triage"
+SUMMARY_LIMIT = 139
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+FLAG_TEXT = {
+    "preliminary": "status preliminary (may be incomplete or unverified)",
+    "status-unknown": "status unknown",
+    "time-not-recorded": "time not recorded (treated as current)",
+    "did-not-validate": "the Observation did not validate as FHIR R4; read on the elements used here",
+    "earlier": "outside the time window",
+}
+
+
+def escape_markdown(text: str) -> str:
+    """EHR-supplied text shown in `detail`: no markdown or HTML it could smuggle in."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text.replace("&", "&amp;")).replace("\n", " ")
+
+
+def describe_window(window: timedelta) -> str:
+    hours = window.total_seconds() / 3600
+    if hours % 24 == 0 and hours >= 48:
+        return f"{int(hours // 24)} days"
+    return f"{hours:g} hours"
+
+
+def _summary(template: str, labels: list[str]) -> str:
+    """Fill {findings}; drop trailing labels ("and N more") until the summary is under 140 characters."""
+    for shown in range(len(labels), 0, -1):
+        rest = len(labels) - shown
+        text = ", ".join(labels[:shown]) + (f" and {rest} more" if rest else "")
+        summary = template.format(findings=text, count=len(labels))
+        if len(summary) <= SUMMARY_LIMIT:
+            return summary
+    summary = template.format(findings=f"{len(labels)} findings", count=len(labels))
+    return summary if len(summary) <= SUMMARY_LIMIT else summary[: SUMMARY_LIMIT - 1] + "…"
+
+
+def _line(item: Evidence, knowledge: Knowledge, now: datetime, extra_flags: tuple[str, ...] = ()) -> str:
+    label = knowledge.findings[item.finding].label
+    age = describe_age(item.when, now) if item.when else "time not recorded"
+    notes = [FLAG_TEXT[f] for f in sorted(item.flags) if f in FLAG_TEXT and f != "time-not-recorded"]
+    notes += [FLAG_TEXT[f] for f in extra_flags]
+    qualifiers = [q for q in ("sudden", "worsening", "severe") if q in item.qualifiers]
+    parts = [f"- **{label}**: {escape_markdown(item.reference)}, {escape_markdown(item.described)}"]
+    if qualifiers:
+        parts.append(", ".join(qualifiers))
+    parts.append(age)
+    text = "; ".join(parts)
+    return text + (f" (_{'; '.join(notes)}_)" if notes else "")
+
+
+def _flags(item: Evidence, earlier: bool) -> list[str]:
+    return sorted(item.flags | ({"earlier"} if earlier else set()))
+
+
+def render_card(decision: Decision, knowledge: Knowledge, base_url: str, patient_id: str,
+                now: datetime) -> dict[str, Any]:
+    template: CardTemplate = knowledge.cards[decision.card]
+    guide_url = f"{base_url}/guides/{knowledge.guide.id}"
+    window = describe_window(decision.tier.window)
+    shown = decision.fired or [_as_fired(e) for e in decision.earlier]
+    labels = [knowledge.findings[item.evidence.finding].label for item in shown]
+
+    lines = [template.detail.format(window=window).strip(), ""]
+    lines += [_line(item.evidence, knowledge, now, ("earlier",) if not decision.fired else ()) for item in shown]
+    if decision.fired and decision.earlier and template.earlier_heading:
+        lines += ["", f"**{template.earlier_heading.format(window=window)}**", ""]
+        lines += [_line(item, knowledge, now, ("earlier",)) for item in decision.earlier]
+    rules = decision.rules
+    if rules:
+        lines += ["", "Why: " + "; ".join(_rule_reason(rule) for rule in rules) + "."]
+
+    card: dict[str, Any] = {
+        "uuid": str(uuid.uuid4()),
+        "summary": _summary(template.summary, labels),
+        "detail": "\n".join(lines),
+        "indicator": template.indicator,
+        "source": {"label": knowledge.source_label, "url": guide_url},
+        "links": [{"label": template.link_label, "url": f"{guide_url}#{template.link_section}", "type": "absolute"}],
+        "extension": {EXTENSION_KEY: {
+            "rules": [rule.id for rule in rules],
+            "findings": [
+                {"id": item.evidence.finding, "observation": item.evidence.reference,
+                 **({"flags": _flags(item.evidence, not decision.fired)}
+                    if _flags(item.evidence, not decision.fired) else {})}
+                for item in shown] + [
+                {"id": e.finding, "observation": e.reference, "flags": _flags(e, True)}
+                for e in (decision.earlier if decision.fired else [])],
+        }},
+    }
+    if knowledge.source_topic:
+        topic = knowledge.source_topic
+        card["source"]["topic"] = {"system": topic.system, "code": topic.code, "display": topic.display}
+    if template.override_reasons:
+        card["overrideReasons"] = [{"system": knowledge.override_reason_system, "code": code, "display": display}
+                                   for code, display in template.override_reasons]
+    if template.suggestions:
+        card["suggestions"] = [_suggestion(s, patient_id) for s in template.suggestions]
+        card["selectionBehavior"] = "any"
+    if not card["extension"][EXTENSION_KEY]["rules"]:
+        del card["extension"][EXTENSION_KEY]["rules"]
+    return card
+
+
+def _rule_reason(rule: Any) -> str:
+    provenance = rule.provenance
+    origin = (f"safety rule beyond the guide ({provenance['source']})" if provenance.get("beyond_guide")
+              else f"guide section \"{provenance['guide_section']}\"")
+    return f"rule `{rule.id}` from {origin}"
+
+
+def _as_fired(item: Evidence) -> FiredFinding:
+    return FiredFinding(item, ())
+
+
+def _suggestion(suggestion: Any, patient_id: str) -> dict[str, Any]:
+    code = suggestion.code
+    return {
+        "label": suggestion.label,
+        "uuid": str(uuid.uuid4()),
+        "actions": [{
+            "type": "create",
+            "description": suggestion.description,
+            "resource": {
+                "resourceType": "ServiceRequest",
+                "status": "draft",
+                "intent": "proposal",
+                "subject": {"reference": f"Patient/{patient_id}"},
+                "code": {"coding": [{"system": code.system, "code": code.code, "display": code.display}]},
+            },
+        }],
+    }
+
+
+def render_cards(decisions: list[Decision], knowledge: Knowledge, base_url: str, patient_id: str,
+                 now: datetime) -> list[dict[str, Any]]:
+    return [render_card(d, knowledge, base_url, patient_id, now) for d in decisions]

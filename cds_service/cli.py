@@ -1,0 +1,168 @@
+"""`cds-service serve | triage | check-content | openapi`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cds_service.fhir_time import parse_fhir_datetime
+from cds_service.knowledge import Knowledge, load_knowledge
+from cds_service.settings import Settings, SettingsError, load_settings
+from cds_service.yaml_source import ContentError
+
+log = logging.getLogger("cds_service")
+
+
+def _banner(settings: Settings, host: str, port: int, workers: int) -> str:
+    auth = ("JWT verification ON (CDS_AUTH=jwt)" if settings.auth == "jwt" else
+            "!!! AUTHENTICATION OFF (CDS_AUTH=off): local demo only, never with real patient data !!!")
+    database = settings.database_url.split("@")[-1]  # never print credentials
+    return (f"weakness-triage CDS service on http://{host}:{port} ({workers} workers)\n"
+            f"  auth:       {auth}\n  public URL: {settings.base_url}\n  database:   {database}\n"
+            f"  discovery:  {settings.base_url}/cds-services\n")
+
+
+def serve(args: argparse.Namespace) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from cds_service.app import create_app
+    from cds_service.logging_setup import configure_logging
+
+    configure_logging()
+    settings = load_settings()
+    load_knowledge(settings.content_dir, settings.cards_dir, settings.guide_id)  # fail fast, before forking
+    workers = args.workers or int(os.environ.get("CDS_WORKERS", "0") or 0) or max(2, os.cpu_count() or 2)
+    threads = args.threads or int(os.environ.get("CDS_THREADS", "0") or 0) or 1
+    if settings.auth == "off":
+        log.warning("authentication_off", extra={"detail": "CDS_AUTH=off: every caller is trusted; demo only"})
+    sys.stderr.write(_banner(settings, args.host, args.port, workers))
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in {"bind": f"{args.host}:{args.port}", "workers": workers, "threads": threads,
+                               "worker_class": "gthread" if threads > 1 else "sync", "timeout": 30,
+                               "graceful_timeout": 10, "keepalive": 5, "accesslog": None,
+                               "limit_request_field_size": 16384}.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            configure_logging()
+            return create_app(settings)
+
+    Server().run()
+    return 0
+
+
+def _read_input(path: Path) -> tuple[list[Any], str | None]:
+    """Observations and patient id from a FHIR Bundle or a CDS Hooks request (prefetch values)."""
+    body = json.loads(path.read_text(encoding="utf-8"))
+    if body.get("resourceType") == "Bundle":
+        resources = [e["resource"] for e in body.get("entry", []) if isinstance(e, dict) and "resource" in e]
+        return resources, None
+    if "context" in body:
+        resources = []
+        for value in (body.get("prefetch") or {}).values():
+            if isinstance(value, dict) and value.get("resourceType") == "Bundle":
+                resources += [e["resource"] for e in value.get("entry", []) if "resource" in e]
+            elif isinstance(value, dict):
+                resources.append(value)
+        return resources, body["context"].get("patientId")
+    raise ValueError("input must be a FHIR Bundle or a CDS Hooks request")
+
+
+def _patient_from(resources: list[Any]) -> str | None:
+    for resource in resources:
+        if isinstance(resource, dict) and resource.get("resourceType") == "Patient":
+            return resource.get("id")
+    for resource in resources:
+        reference = ((resource or {}).get("subject") or {}).get("reference", "")
+        if reference.startswith("Patient/"):
+            return reference.removeprefix("Patient/")
+    return None
+
+
+def triage_file(args: argparse.Namespace) -> int:
+    from cds_service.pipeline import evaluate
+
+    settings = load_settings({**os.environ, "CDS_AUTH": "off"})
+    knowledge = load_knowledge(settings.content_dir, settings.cards_dir, settings.guide_id)
+    now = parse_fhir_datetime(args.now) if args.now else datetime.now(UTC)
+    if now is None:
+        raise SystemExit(f"--now must be an ISO 8601 date-time, got {args.now!r}")
+    try:
+        resources, patient_id = _read_input(Path(args.file))
+    except (OSError, ValueError, KeyError, AttributeError) as exc:
+        sys.stderr.write(f"{args.file}: {exc}\n")
+        return 2
+    patient_id = args.patient or patient_id or _patient_from(resources)
+    if not patient_id:
+        sys.stderr.write("cannot tell which patient: pass --patient ID\n")
+        return 2
+    result = evaluate(resources, patient_id, knowledge, now, settings.base_url)
+    if args.format == "json":
+        sys.stdout.write(json.dumps({"cards": result.cards}, indent=2) + "\n")
+    else:
+        sys.stdout.write(_as_text(result.cards, knowledge))
+    return 0
+
+
+def _as_text(cards: list[dict[str, Any]], knowledge: Knowledge) -> str:
+    if not cards:
+        return "No cards.\n"
+    out = []
+    for card in cards:
+        out.append(f"[{card['indicator'].upper()}] {card['summary']}\n{card.get('detail', '')}\n")
+    return "\n".join(out)
+
+
+def check_content(_: argparse.Namespace) -> int:
+    settings = load_settings({**os.environ, "CDS_AUTH": os.environ.get("CDS_AUTH", "off")})
+    knowledge = load_knowledge(settings.content_dir, settings.cards_dir, settings.guide_id)
+    sys.stdout.write(f"content OK: guide '{knowledge.guide.id}', {len(knowledge.findings)} findings, "
+                     f"{len(knowledge.scores)} scores, {len(knowledge.rules)} rules, {len(knowledge.cards)} card "
+                     f"templates\n")
+    return 0
+
+
+def print_openapi(_: argparse.Namespace) -> int:
+    from cds_service.openapi import openapi_yaml
+
+    sys.stdout.write(openapi_yaml())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cds-service", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("serve", help="run the production server (gunicorn)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--workers", type=int, default=0, help="default: CDS_WORKERS or the number of CPUs (min 2)")
+    p.add_argument("--threads", type=int, default=0, help="threads per worker (default: CDS_THREADS or 1)")
+    p.set_defaults(run=serve)
+    p = commands.add_parser("triage", help="triage a FHIR Bundle or a CDS Hooks request offline")
+    p.add_argument("file")
+    p.add_argument("--now", help="evaluation time, ISO 8601 (default: now)")
+    p.add_argument("--patient", help="patient id (default: from the request or the Bundle)")
+    p.add_argument("--format", choices=["json", "text"], default="text")
+    p.set_defaults(run=triage_file)
+    p = commands.add_parser("check-content", help="validate content/ and cards/")
+    p.set_defaults(run=check_content)
+    p = commands.add_parser("openapi", help="print the OpenAPI document generated from the schemas")
+    p.set_defaults(run=print_openapi)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (ContentError, SettingsError) as exc:
+        sys.stderr.write(f"cds-service: {exc}\n")
+        return 2

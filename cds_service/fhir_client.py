@@ -1,0 +1,78 @@
+"""Outbound calls to an EHR's FHIR server: hard deadline, size cap, no redirects, only allowed URL prefixes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+import requests
+
+CHUNK = 64 * 1024
+
+
+class FhirUnavailable(Exception):
+    """The FHIR server could not give us the data (reason is safe to log: no tokens, no patient data)."""
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port
+
+
+def is_allowed(url: str, prefixes: tuple[str, ...]) -> bool:
+    return any(url.startswith(prefix) for prefix in prefixes)
+
+
+@dataclass(frozen=True)
+class FhirRequestLimits:
+    timeout: float
+    max_bytes: int
+
+
+class FhirClient:
+    """One per worker; keeps a keep-alive session per thread."""
+
+    def __init__(self, limits: FhirRequestLimits) -> None:
+        self.limits = limits
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.trust_env = False  # never route patient data through an environment proxy
+            self._local.session = session
+        return session
+
+    def get_json(self, url: str, *, token: str | None, deadline: float) -> Any:
+        """GET url as FHIR JSON before `deadline` (time.monotonic()); raises FhirUnavailable."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise FhirUnavailable("deadline passed before the request")
+        headers = {"Accept": "application/fhir+json, application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        try:
+            with self._session().get(url, headers=headers, timeout=(remaining, remaining), stream=True,
+                                     allow_redirects=False) as response:
+                if response.status_code != 200:
+                    raise FhirUnavailable(f"FHIR server answered HTTP {response.status_code}")
+                body = bytearray()
+                for chunk in response.iter_content(CHUNK):
+                    body += chunk
+                    if len(body) > self.limits.max_bytes:
+                        raise FhirUnavailable(f"FHIR response larger than {self.limits.max_bytes} bytes")
+                    if time.monotonic() > deadline:
+                        raise FhirUnavailable("FHIR server too slow (deadline passed while reading)")
+        except requests.Timeout as exc:
+            raise FhirUnavailable("FHIR server too slow (timeout)") from exc
+        except requests.RequestException as exc:
+            raise FhirUnavailable(f"FHIR server unreachable ({type(exc).__name__})") from exc
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise FhirUnavailable("FHIR server sent something that is not JSON") from exc

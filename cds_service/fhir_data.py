@@ -1,0 +1,157 @@
+"""Prefetch resolution: use what the EHR sent, fetch what it did not, and say 412 when data cannot be had.
+
+Per prefetch key (CDS Hooks 2.0.1): present -> use it (a Bundle's `next` pages are fetched with the bearer
+token); null -> the EHR has no data; omitted or an OperationOutcome -> fetch it from fhirServer, but only when
+fhirServer starts with an allowed prefix. A required key still missing -> 412.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from cds_service.errors import ClientError
+from cds_service.fhir_client import FhirClient, FhirUnavailable, is_allowed, origin
+from cds_service.service_registry import REQUIRED_PREFETCH, ServiceDefinition
+
+log = logging.getLogger(__name__)
+_TOKEN = re.compile(r"\{\{\s*context\.([A-Za-z]+)\s*\}\}")
+
+
+@dataclass
+class PatientData:
+    patient: dict[str, Any] | None = None
+    observations: list[dict[str, Any]] = field(default_factory=list)
+    fetched: list[str] = field(default_factory=list)  # prefetch keys we had to fetch ourselves
+    pages_followed: int = 0
+
+
+@dataclass(frozen=True)
+class FhirAccess:
+    """Where and how the service may call back for this request."""
+
+    server: str | None
+    token: str | None
+    allowed_prefixes: tuple[str, ...]
+    max_pages: int
+
+
+def render_template(template: str, context: dict[str, Any]) -> str:
+    def substitute(match: re.Match[str]) -> str:
+        value = context.get(match.group(1))
+        if not isinstance(value, str):
+            raise ClientError(400, f"prefetch needs context.{match.group(1)}", where=f"context.{match.group(1)}")
+        return quote(value, safe="")
+
+    return _TOKEN.sub(substitute, template)
+
+
+def _precondition_failed(key: str, reason: str) -> ClientError:
+    return ClientError(412, f"prefetch '{key}' was not provided and could not be fetched: {reason}",
+                       where=f"prefetch.{key}", code="processing")
+
+
+def _bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    resources = []
+    for entry in bundle.get("entry") or []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
+            continue
+        mode = (entry.get("search") or {}).get("mode") if isinstance(entry.get("search"), dict) else None
+        if mode in (None, "match", "include"):
+            resources.append(entry["resource"])
+    return resources
+
+
+def _next_link(bundle: dict[str, Any]) -> str | None:
+    for link in bundle.get("link") or []:
+        if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+            return link["url"]
+    return None
+
+
+class PrefetchResolver:
+    def __init__(self, client: FhirClient) -> None:
+        self.client = client
+
+    def resolve(self, service: ServiceDefinition, context: dict[str, Any], prefetch: dict[str, Any],
+                access: FhirAccess) -> PatientData:
+        deadline = time.monotonic() + self.client.limits.timeout
+        data = PatientData()
+        for key, template in service.prefetch.items():
+            value = prefetch.get(key, ...)
+            if value is None:
+                continue  # the EHR says: no data
+            if value is ... or (isinstance(value, dict) and value.get("resourceType") == "OperationOutcome"):
+                value = self._fetch(key, render_template(template, context), access, deadline)
+                if value is None:
+                    continue
+                data.fetched.append(key)
+            if not isinstance(value, dict):
+                raise ClientError(400, f"prefetch '{key}' must be a FHIR resource, a Bundle or null",
+                                  where=f"prefetch.{key}")
+            self._take(key, value, data, access, deadline)
+        return data
+
+    def _fetch(self, key: str, relative_url: str, access: FhirAccess, deadline: float) -> dict[str, Any] | None:
+        required = key in REQUIRED_PREFETCH
+        if not access.server:
+            if required:
+                raise _precondition_failed(key, "no fhirServer in the request")
+            return None
+        if not is_allowed(access.server, access.allowed_prefixes):
+            if required:
+                raise _precondition_failed(key, "fhirServer is not on this service's allowed list")
+            return None
+        url = f"{access.server.rstrip('/')}/{relative_url}"
+        try:
+            result = self.client.get_json(url, token=access.token, deadline=deadline)
+        except FhirUnavailable as exc:
+            log.warning("fhir_fetch_failed", extra={"prefetch_key": key, "reason": str(exc)})
+            if required:
+                raise _precondition_failed(key, str(exc)) from exc
+            return None
+        if not isinstance(result, dict):
+            if required:
+                raise _precondition_failed(key, "the FHIR server did not return a resource")
+            return None
+        return result
+
+    def _take(self, key: str, value: dict[str, Any], data: PatientData, access: FhirAccess, deadline: float) -> None:
+        if value.get("resourceType") == "Bundle":
+            resources = _bundle_resources(value)
+            resources += self._follow_pages(key, value, access, deadline, data)
+        else:
+            resources = [value]
+        for resource in resources:
+            kind = resource.get("resourceType")
+            if kind == "Patient" and data.patient is None:
+                data.patient = resource
+            elif kind == "Observation":
+                data.observations.append(resource)
+
+    def _follow_pages(self, key: str, bundle: dict[str, Any], access: FhirAccess, deadline: float,
+                      data: PatientData) -> list[dict[str, Any]]:
+        resources: list[dict[str, Any]] = []
+        url = _next_link(bundle)
+        first_origin = origin(access.server) if access.server else None
+        seen: set[str] = set()
+        while url and data.pages_followed < access.max_pages:
+            if url in seen:
+                break
+            seen.add(url)
+            if first_origin is None or origin(url) != first_origin or not is_allowed(url, access.allowed_prefixes):
+                raise _precondition_failed(key, "a next page link points outside the allowed FHIR server")
+            try:
+                page = self.client.get_json(url, token=access.token, deadline=deadline)
+            except FhirUnavailable as exc:
+                raise _precondition_failed(key, f"next page: {exc}") from exc
+            if not isinstance(page, dict) or page.get("resourceType") != "Bundle":
+                raise _precondition_failed(key, "next page is not a Bundle")
+            data.pages_followed += 1
+            resources += _bundle_resources(page)
+            url = _next_link(page)
+        return resources

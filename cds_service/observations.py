@@ -1,0 +1,234 @@
+"""Observation normalisation: keep this patient's usable, relevant Observations and reduce each to plain facts.
+
+Relevance is decided from the raw JSON against an index compiled from content/ *before* any model validation, so
+the cost of fhir.resources validation is paid only for Observations that can change the result. Facts are then read
+defensively from the raw JSON: an Observation that fails validation is still evaluated on the elements the rules
+need, and carries the validation problem so the card can say so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from fhir.resources.R4B.observation import Observation as R4BObservation
+from pydantic import ValidationError
+
+from cds_service.fhir_time import parse_fhir_datetime
+from cds_service.knowledge import Key, Knowledge
+
+
+@dataclass(frozen=True)
+class Concept:
+    keys: tuple[Key, ...] = ()
+    texts: tuple[str, ...] = ()  # CodeableConcept.text and coding displays
+
+
+@dataclass(frozen=True)
+class Value:
+    kind: str  # boolean | concept | number | text | none
+    boolean: bool | None = None
+    concept: Concept = Concept()
+    number: float | None = None
+    text: str | None = None
+
+    def describe(self) -> str:
+        if self.kind == "boolean":
+            return f"value {str(self.boolean).lower()}"
+        if self.kind == "number":
+            return f"value {self.number:g}"
+        if self.kind == "concept":
+            shown = self.concept.texts[0] if self.concept.texts else (self.concept.keys[0][1] if self.concept.keys
+                                                                      else "coded")
+            return f"value {shown}"
+        if self.kind == "text":
+            return "text value"
+        return "no value"
+
+
+@dataclass(frozen=True)
+class Component:
+    code: Concept
+    value: Value
+    data_absent: bool
+
+
+@dataclass(frozen=True)
+class ObservationFact:
+    reference: str
+    status: str
+    effective: datetime | None
+    issued: datetime | None
+    code: Concept
+    value: Value
+    interpretation: frozenset[str]
+    data_absent: bool
+    body_sites: tuple[Key, ...]
+    components: tuple[Component, ...]
+    validation_error: str | None = None
+
+    @property
+    def when(self) -> datetime | None:
+        """The clinically relevant time: effective[x] (start of a period), else issued."""
+        return self.effective or self.issued
+
+
+@dataclass
+class SelectionStats:
+    received: int = 0
+    other_patient: int = 0
+    ignored_status: int = 0
+    not_relevant: int = 0
+    did_not_validate: int = 0
+    kept: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def concept(raw: Any) -> Concept:
+    cc = _dict(raw)
+    keys: list[Key] = []
+    texts: list[str] = []
+    if text := _str(cc.get("text")):
+        texts.append(text)
+    for coding in _list(cc.get("coding")):
+        coding = _dict(coding)
+        system, code = _str(coding.get("system")), _str(coding.get("code"))
+        if system and code:
+            keys.append((system, code))
+        if display := _str(coding.get("display")):
+            texts.append(display)
+    return Concept(tuple(keys), tuple(texts))
+
+
+def _value(raw: dict[str, Any]) -> Value:
+    if isinstance(raw.get("valueBoolean"), bool):
+        return Value("boolean", boolean=raw["valueBoolean"])
+    if "valueCodeableConcept" in raw:
+        return Value("concept", concept=concept(raw["valueCodeableConcept"]))
+    number = raw.get("valueInteger", _dict(raw.get("valueQuantity")).get("value"))
+    if isinstance(number, int | float) and not isinstance(number, bool):
+        return Value("number", number=float(number))
+    if isinstance(raw.get("valueString"), str):
+        return Value("text", text=raw["valueString"])
+    return Value("none")
+
+
+def _effective(raw: dict[str, Any]) -> datetime | None:
+    for key in ("effectiveDateTime", "effectiveInstant"):
+        if key in raw:
+            return parse_fhir_datetime(raw[key])
+    if "effectivePeriod" in raw:
+        period = _dict(raw["effectivePeriod"])
+        return parse_fhir_datetime(period.get("start")) or parse_fhir_datetime(period.get("end"))
+    if "effectiveTiming" in raw:
+        events = _list(_dict(raw["effectiveTiming"]).get("event"))
+        return parse_fhir_datetime(events[0]) if events else None
+    return None
+
+
+def _interpretation(raw: dict[str, Any]) -> frozenset[str]:
+    codes: set[str] = set()
+    for cc in _list(raw.get("interpretation")):
+        for coding in _list(_dict(cc).get("coding")):
+            if code := _str(_dict(coding).get("code")):
+                codes.add(code)
+    return frozenset(codes)
+
+
+def _validation_problem(raw: dict[str, Any]) -> str | None:
+    """The first validation problem as `element: kind` (never the element's value: it may be patient data)."""
+    try:
+        R4BObservation.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        location = ".".join(str(part) for part in first.get("loc", ())) or "(resource)"
+        extra = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        return f"{location}: {first.get('type', 'invalid')}{extra}"
+    except (TypeError, ValueError) as exc:  # fhir.resources raises these for some malformed shapes
+        return f"(resource): {type(exc).__name__}"
+    return None
+
+
+def to_fact(raw: dict[str, Any], reference: str, *, validate: bool = True) -> ObservationFact:
+    sites = concept(raw.get("bodySite")).keys
+    components = tuple(
+        Component(concept(_dict(c).get("code")), _value(_dict(c)), "dataAbsentReason" in _dict(c))
+        for c in _list(raw.get("component")))
+    return ObservationFact(
+        reference=reference,
+        status=_str(raw.get("status")) or "unknown",
+        effective=_effective(raw),
+        issued=parse_fhir_datetime(raw.get("issued")),
+        code=concept(raw.get("code")),
+        value=_value(raw),
+        interpretation=_interpretation(raw),
+        data_absent="dataAbsentReason" in raw,
+        body_sites=sites,
+        components=components,
+        validation_error=_validation_problem(raw) if validate else None)
+
+
+def belongs_to(raw: dict[str, Any], patient_id: str) -> bool:
+    reference = _str(_dict(raw.get("subject")).get("reference")) or ""
+    return reference == f"Patient/{patient_id}" or reference.endswith(f"/Patient/{patient_id}")
+
+
+def is_relevant(raw: dict[str, Any], knowledge: Knowledge) -> bool:
+    """Could this Observation change the result? Decided from raw JSON, before any validation."""
+    relevant = knowledge.relevant_codes
+    code = _dict(raw.get("code"))
+    for coding in _list(code.get("coding")):
+        coding = _dict(coding)
+        if (coding.get("system"), coding.get("code")) in relevant:
+            return True
+    for component in _list(raw.get("component")):
+        for coding in _list(_dict(_dict(component).get("code")).get("coding")):
+            coding = _dict(coding)
+            if (coding.get("system"), coding.get("code")) in relevant:
+                return True
+    if knowledge.text_pattern is not None:
+        texts = [_str(code.get("text"))] + [_str(_dict(c).get("display")) for c in _list(code.get("coding"))]
+        return any(t and knowledge.text_pattern.search(t) for t in texts)
+    return False
+
+
+def select_observations(resources: Iterable[Any], patient_id: str, knowledge: Knowledge,
+                        *, prefilter: bool = True) -> tuple[list[ObservationFact], SelectionStats]:
+    """This patient's Observations that are results (not ignored statuses) and can matter, as facts."""
+    stats = SelectionStats()
+    ignored = knowledge.recognition.ignored_statuses
+    facts: list[ObservationFact] = []
+    for index, raw in enumerate(resources):
+        if not isinstance(raw, dict) or raw.get("resourceType") != "Observation":
+            continue
+        stats.received += 1
+        if not belongs_to(raw, patient_id):
+            stats.other_patient += 1
+            continue
+        if raw.get("status") in ignored:
+            stats.ignored_status += 1
+            continue
+        if prefilter and not is_relevant(raw, knowledge):
+            stats.not_relevant += 1
+            continue
+        reference = f"Observation/{raw['id']}" if _str(raw.get("id")) else f"Observation (entry {index + 1})"
+        fact = to_fact(raw, reference)
+        if fact.validation_error:
+            stats.did_not_validate += 1
+        facts.append(fact)
+    stats.kept = len(facts)
+    return facts, stats

@@ -1,0 +1,151 @@
+"""The durable store (SQLAlchemy): every card issued, every feedback item, and the service's own secrets.
+
+Patient ids are stored only as an HMAC keyed with a secret the store keeps (or CDS_PATIENT_HASH_KEY), so feedback
+can be joined to cards and cards grouped by patient without the store holding an identifier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, create_engine, event, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class IssuedCard(Base):
+    __tablename__ = "issued_cards"
+
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    service_id: Mapped[str] = mapped_column(String(100), index=True)
+    hook_instance: Mapped[str] = mapped_column(String(64), index=True)
+    indicator: Mapped[str] = mapped_column(String(16))
+    tier: Mapped[str] = mapped_column(String(40))
+    rules: Mapped[list[str]] = mapped_column(JSON)
+    findings: Mapped[list[str]] = mapped_column(JSON)
+    patient_hash: Mapped[str] = mapped_column(String(64), index=True)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class FeedbackRecord(Base):
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    card_uuid: Mapped[str] = mapped_column(String(64), index=True)
+    service_id: Mapped[str] = mapped_column(String(100), index=True)
+    known_card: Mapped[str | None] = mapped_column(ForeignKey("issued_cards.uuid"), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    accepted_suggestions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    override_system: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    override_code: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    override_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    outcome_timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Secret(Base):
+    __tablename__ = "service_secrets"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # several workers read and write one file
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def make_engine(database_url: str) -> Engine:
+    if database_url.startswith("sqlite:///"):
+        Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(database_url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(database_url, pool_pre_ping=True)
+
+
+class Store:
+    def __init__(self, database_url: str, patient_hash_key: str | None = None) -> None:
+        self.engine = make_engine(database_url)
+        Base.metadata.create_all(self.engine)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._hash_key = (patient_hash_key or self._stored_secret("patient_hash_key")).encode()
+
+    def _stored_secret(self, name: str) -> str:
+        with self.sessions() as session:
+            found = session.get(Secret, name)
+            if found:
+                return found.value
+            session.add(Secret(name=name, value=secrets.token_hex(32)))
+            try:
+                session.commit()
+            except IntegrityError:  # another worker created it first
+                session.rollback()
+            return session.execute(select(Secret.value).where(Secret.name == name)).scalar_one()
+
+    def patient_hash(self, patient_id: str) -> str:
+        return hmac.new(self._hash_key, patient_id.encode(), hashlib.sha256).hexdigest()
+
+    def ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+
+    def record_cards(self, service_id: str, hook_instance: str, patient_id: str,
+                     cards: Iterable[dict[str, Any]], tiers: Iterable[str], now: datetime) -> None:
+        patient_hash = self.patient_hash(patient_id)
+        rows = []
+        for card, tier in zip(cards, tiers, strict=True):
+            ext = card.get("extension", {}).get("org.weakness-triage", {})
+            rows.append(IssuedCard(uuid=card["uuid"], service_id=service_id, hook_instance=hook_instance,
+                                   indicator=card["indicator"], tier=tier, rules=ext.get("rules", []),
+                                   findings=[f["id"] for f in ext.get("findings", [])],
+                                   patient_hash=patient_hash, issued_at=now))
+        if not rows:
+            return
+        with self.sessions.begin() as session:
+            session.add_all(rows)
+
+    def record_feedback(self, service_id: str, items: list[dict[str, Any]]) -> int:
+        """Store every item in one transaction; returns how many referred to a card this service issued."""
+        received = datetime.now(UTC)
+        with self.sessions.begin() as session:
+            uuids = [item["card"] for item in items]
+            known = set(session.execute(select(IssuedCard.uuid).where(IssuedCard.uuid.in_(uuids))).scalars())
+            for item in items:
+                reason = item.get("overrideReason", {})
+                coding = reason.get("reason", {})
+                session.add(FeedbackRecord(
+                    card_uuid=item["card"], service_id=service_id,
+                    known_card=item["card"] if item["card"] in known else None,
+                    outcome=item["outcome"],
+                    accepted_suggestions=[s["id"] for s in item.get("acceptedSuggestions", [])],
+                    override_system=coding.get("system"), override_code=coding.get("code"),
+                    override_comment=reason.get("userComment"),
+                    outcome_timestamp=item["outcomeTimestamp"], received_at=received))
+        return len(known)
+
+    def issued_card(self, card_uuid: str) -> IssuedCard | None:
+        with self.sessions() as session:
+            return session.get(IssuedCard, card_uuid)
+
+    def feedback_for(self, card_uuid: str) -> list[FeedbackRecord]:
+        with self.sessions() as session:
+            return list(session.execute(select(FeedbackRecord).where(FeedbackRecord.card_uuid == card_uuid)
+                                        .order_by(FeedbackRecord.id)).scalars())
+
+
+__all__ = ["Store", "IssuedCard", "FeedbackRecord"]

@@ -1,0 +1,112 @@
+"""Triage: from evidence to decisions, one per tier, by the rules in content/<guide>/rules.yaml.
+
+Latest record wins per finding (effective time, then issued; a record with no time counts as current). A finding
+fires a rule when its latest record says present, carries the qualifiers the rule asks for, and is within the
+tier's window. An emergency sign outside its window fires only when marked sudden or worsening; otherwise it is
+reported as an earlier finding (likely a known deficit), never as an emergency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from cds_service.findings import Evidence
+from cds_service.knowledge import Knowledge, Rule, Tier
+
+EMERGENCY_TIER = "emergency"
+EARLIER_CARD = "emergency-earlier"
+ACUTE_QUALIFIERS = frozenset({"sudden", "worsening"})
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class FiredFinding:
+    evidence: Evidence
+    rules: tuple[Rule, ...]
+
+
+@dataclass
+class Decision:
+    tier: Tier
+    card: str
+    indicator: str
+    fired: list[FiredFinding] = field(default_factory=list)
+    earlier: list[Evidence] = field(default_factory=list)
+
+    @property
+    def rules(self) -> list[Rule]:
+        seen: dict[str, Rule] = {}
+        for item in self.fired:
+            for rule in item.rules:
+                seen.setdefault(rule.id, rule)
+        return list(seen.values())
+
+    @property
+    def finding_ids(self) -> list[str]:
+        return [item.evidence.finding for item in self.fired] + [e.finding for e in self.earlier]
+
+
+def _order_key(item: Evidence, now: datetime) -> tuple[datetime, datetime, bool]:
+    when = item.when or now
+    return (when, item.issued or when, item.present)
+
+
+def latest_per_finding(evidence: list[Evidence], now: datetime) -> dict[str, Evidence]:
+    """The newest statement about each finding; on an exact tie, "present" wins (never hide a possible sign)."""
+    latest: dict[str, Evidence] = {}
+    for item in evidence:
+        current = latest.get(item.finding)
+        if current is None or _order_key(item, now) > _order_key(current, now):
+            latest[item.finding] = item
+    return latest
+
+
+def _qualifies(rule: Rule, item: Evidence, knowledge: Knowledge) -> bool:
+    qualifiers = set(item.qualifiers)
+    if knowledge.findings[item.finding].focal:
+        qualifiers.add("focal")
+    if not all(q in qualifiers for q in rule.requires_all):
+        return False
+    return not rule.requires_any or any(q in qualifiers for q in rule.requires_any)
+
+
+def triage(evidence: list[Evidence], knowledge: Knowledge, now: datetime) -> list[Decision]:
+    """Decisions ordered as the tiers are (highest first); at most one per tier, plus earlier emergency signs."""
+    latest = latest_per_finding(evidence, now)
+    decisions: dict[str, Decision] = {}
+    earlier: dict[str, Evidence] = {}
+    used: set[str] = set()  # a finding is shown once, on the highest tier it fires
+
+    for tier in knowledge.tiers:
+        fired: dict[str, list[Rule]] = {}
+        for rule in (r for r in knowledge.rules if r.tier == tier.id):
+            for finding in rule.findings:
+                item = latest.get(finding)
+                if item is None or not item.present or finding in used or not _qualifies(rule, item, knowledge):
+                    continue
+                age = now - (item.when or now)
+                if age <= tier.window or (tier.id == EMERGENCY_TIER and item.qualifiers & ACUTE_QUALIFIERS):
+                    fired.setdefault(finding, []).append(rule)
+                elif tier.id == EMERGENCY_TIER:
+                    earlier.setdefault(finding, item)
+        if fired:
+            used.update(fired)
+            decisions[tier.id] = Decision(tier, tier.card, tier.indicator,
+                                          [FiredFinding(latest[f], tuple(rules)) for f, rules in fired.items()])
+
+    for tier_id, decision in list(decisions.items()):
+        if any(other in decisions for other in decision.tier.suppressed_by):
+            del decisions[tier_id]
+
+    earlier_items = [item for finding, item in earlier.items() if finding not in used]
+    ordered = [decisions[t.id] for t in knowledge.tiers if t.id in decisions]
+    if earlier_items:
+        emergency = decisions.get(EMERGENCY_TIER)
+        if emergency is not None:
+            emergency.earlier = earlier_items
+        else:
+            tier = knowledge.tier(EMERGENCY_TIER)
+            ordered.append(Decision(tier, EARLIER_CARD, knowledge.cards[EARLIER_CARD].indicator,
+                                    earlier=earlier_items))
+    return ordered

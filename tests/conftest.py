@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from cds_service.app import create_app
+from cds_service.knowledge import Knowledge, load_knowledge
+from cds_service.settings import REPO_ROOT, Settings
+from tests.support.service_server import ServiceServer
+
+
+@pytest.fixture(scope="session")
+def knowledge() -> Knowledge:
+    return load_knowledge(REPO_ROOT / "content", REPO_ROOT / "cards")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(public_url="http://cds.test", auth="off", database_url=f"sqlite:///{tmp_path}/cds.db",
+                    allowed_fhir_servers=(), allow_clock_header=True)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Flask:
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def service() -> Iterator[ServiceServer]:
+    """The deployed server (gunicorn), auth off, one per test session."""
+    with ServiceServer() as server:
+        yield server
