@@ -389,7 +389,8 @@ class _Loader:
                 try:
                     patterns.append(re.compile(text, re.IGNORECASE))
                 except re.error as exc:
-                    raise findings_doc.error((*path, "text_patterns", j), f"not a valid regular expression: {exc}")
+                    raise findings_doc.error((*path, "text_patterns", j),
+                                             f"not a valid regular expression: {exc}") from exc
             if not codes and not patterns:
                 raise findings_doc.error(path, "a finding needs codes or text_patterns")
             findings[entry["id"]] = Finding(entry["id"], entry["label"], entry["guide_section"], entry["focal"],
@@ -488,7 +489,7 @@ class _Loader:
               section_ids: set[str]) -> tuple[tuple[Tier, ...], tuple[Rule, ...]]:
         data = _validated(doc, RulesFile())
         tiers: list[Tier] = []
-        for i, entry in enumerate(data["tiers"]):
+        for entry in data["tiers"]:
             amount, unit = _WINDOW.match(entry["window"]).groups()  # type: ignore[union-attr]
             tiers.append(Tier(entry["id"], entry["indicator"], timedelta(**{_WINDOW_UNITS[unit]: int(amount)}),
                               entry["card"], tuple(entry["suppressed_by"])))

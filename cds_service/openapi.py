@@ -61,7 +61,8 @@ def build_spec() -> APISpec:
             "200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}},
             "503": {"description": "Not ready"}}}})
     spec.path("/openapi.yaml", operations={"get": {"summary": "This document", "responses": {
-        "200": {"description": "OpenAPI 3 document", "content": {"application/yaml": {"schema": {"type": "string"}}}}}}})
+        "200": {"description": "OpenAPI 3 document",
+                "content": {"application/yaml": {"schema": {"type": "string"}}}}}}})
     return spec
 
 

@@ -9,7 +9,8 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validat
 
 FHIR_ID = validate.Regexp(r"^[A-Za-z0-9\-.]{1,64}$", error="must be a FHIR id ([A-Za-z0-9-.], 1 to 64 characters)")
 # Hook library invariant ord-1: "ResourceType/id".
-TYPED_REFERENCE = validate.Regexp(r"^[A-Za-z]+/[A-Za-z0-9\-.]{1,64}$", error="must be a reference like Practitioner/123")
+TYPED_REFERENCE = validate.Regexp(r"^[A-Za-z]+/[A-Za-z0-9\-.]{1,64}$",
+                                  error="must be a reference like Practitioner/123")
 HTTP_URL = fields.Url(schemes={"http", "https"}, require_tld=False)
 
 
