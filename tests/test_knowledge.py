@@ -13,6 +13,7 @@ from cds_service.knowledge import Knowledge, load_knowledge
 from cds_service.settings import REPO_ROOT
 from cds_service.yaml_source import ContentError
 
+# The copyrighted source is not in this repository; it sits in the team's shared folder beside the clone.
 SOURCE_GUIDE = REPO_ROOT.parent / "shared" / "seed" / "weakness-care-guide.txt"
 
 

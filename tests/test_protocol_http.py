@@ -15,7 +15,7 @@ from cds_service.store import Store
 from tests.support.requests_factory import ENCOUNTER_START, PATIENT_VIEW, hook_request, observation
 from tests.support.service_server import ServiceServer
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "cds-hooks-examples"
+EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "cds-hooks-examples"
 FACIAL_PALSY = "280816001"
 NOW = "2026-11-25T12:00:00Z"
 
