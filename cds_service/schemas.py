@@ -115,6 +115,12 @@ class ActionSchema(_Strict):
     resourceId = fields.String()
 
 
+class SystemActionSchema(ActionSchema):
+    """CDS Hooks 3.0 makes `description` optional for system actions (never shown to a user)."""
+
+    description = fields.String()
+
+
 class SuggestionSchema(_Strict):
     label = fields.String(required=True)
     uuid = fields.String(validate=_uuid)
@@ -150,7 +156,7 @@ class CardSchema(_Strict):
 
 class CardsResponseSchema(_Strict):
     cards = fields.List(fields.Nested(CardSchema), required=True)
-    systemActions = fields.List(fields.Nested(ActionSchema), validate=validate.Length(min=1))
+    systemActions = fields.List(fields.Nested(SystemActionSchema), validate=validate.Length(min=1))
 
 
 # ---- discovery -----------------------------------------------------------------------------------------------
