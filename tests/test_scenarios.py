@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from cds_service.cli import main as cli_main
+from cds_service.knowledge import Knowledge
 from tests.support.requests_factory import PATIENT_VIEW
 from tests.support.scenarios import Scenario, check, load_scenarios
 from tests.support.service_server import ServiceServer
@@ -36,3 +37,10 @@ def test_scenario_through_cli(scenario: Scenario, tmp_path: Path, capsys: pytest
     assert cli_main(["triage", str(request_file), "--now", scenario.now, "--format", "json"]) == 0
     cards = json.loads(capsys.readouterr().out)["cards"]
     assert check(scenario, cards) == [], scenario.data["title"]
+
+
+def test_every_finding_and_every_card_indicator_is_exercised_by_some_scenario(knowledge: Knowledge) -> None:
+    expected = {f for s in SCENARIOS for ids in (s.data.get("expect") or {}).values() for f in ids or []}
+    assert set(knowledge.findings) - expected == set()
+    tiers_seen = {indicator for s in SCENARIOS for indicator in (s.data.get("expect") or {})}
+    assert tiers_seen == {"critical", "warning", "info"}
