@@ -24,7 +24,8 @@ FLAG_TEXT = {
     "status-unknown": "status unknown",
     "time-not-recorded": "time not recorded (treated as current)",
     "did-not-validate": "the Observation did not validate as FHIR R4; read on the elements used here",
-    "earlier": "outside the time window",
+    "earlier": "older than the time window and not marked sudden or worsening",
+    "severity-not-recorded": "severity not recorded: check whether it is severe",
 }
 
 
@@ -52,11 +53,10 @@ def _summary(template: str, labels: list[str]) -> str:
     return summary if len(summary) <= SUMMARY_LIMIT else summary[: SUMMARY_LIMIT - 1] + "…"
 
 
-def _line(item: Evidence, knowledge: Knowledge, now: datetime, extra_flags: tuple[str, ...] = ()) -> str:
+def _line(item: Evidence, knowledge: Knowledge, now: datetime) -> str:
     label = knowledge.findings[item.finding].label
     age = describe_age(item.when, now) if item.when else "time not recorded"
     notes = [FLAG_TEXT[f] for f in sorted(item.flags) if f in FLAG_TEXT and f != "time-not-recorded"]
-    notes += [FLAG_TEXT[f] for f in extra_flags]
     qualifiers = [q for q in ("sudden", "worsening", "severe") if q in item.qualifiers]
     parts = [f"- **{label}**: {escape_markdown(item.reference)}, {escape_markdown(item.described)}"]
     if qualifiers:
@@ -66,8 +66,11 @@ def _line(item: Evidence, knowledge: Knowledge, now: datetime, extra_flags: tupl
     return text + (f" (_{'; '.join(notes)}_)" if notes else "")
 
 
-def _flags(item: Evidence, earlier: bool) -> list[str]:
-    return sorted(item.flags | ({"earlier"} if earlier else set()))
+def _finding_entry(item: Evidence) -> dict[str, Any]:
+    entry: dict[str, Any] = {"id": item.finding, "observation": item.reference}
+    if item.flags:
+        entry["flags"] = sorted(item.flags)
+    return entry
 
 
 def render_card(decision: Decision, knowledge: Knowledge, base_url: str, patient_id: str,
@@ -79,10 +82,10 @@ def render_card(decision: Decision, knowledge: Knowledge, base_url: str, patient
     labels = [knowledge.findings[item.evidence.finding].label for item in shown]
 
     lines = [template.detail.format(window=window).strip(), ""]
-    lines += [_line(item.evidence, knowledge, now, ("earlier",) if not decision.fired else ()) for item in shown]
+    lines += [_line(item.evidence, knowledge, now) for item in shown]
     if decision.fired and decision.earlier and template.earlier_heading:
         lines += ["", f"**{template.earlier_heading.format(window=window)}**", ""]
-        lines += [_line(item, knowledge, now, ("earlier",)) for item in decision.earlier]
+        lines += [_line(item, knowledge, now) for item in decision.earlier]
     rules = decision.rules
     if rules:
         lines += ["", "Why: " + "; ".join(_rule_reason(rule) for rule in rules) + "."]
@@ -96,13 +99,8 @@ def render_card(decision: Decision, knowledge: Knowledge, base_url: str, patient
         "links": [{"label": template.link_label, "url": f"{guide_url}#{template.link_section}", "type": "absolute"}],
         "extension": {EXTENSION_KEY: {
             "rules": [rule.id for rule in rules],
-            "findings": [
-                {"id": item.evidence.finding, "observation": item.evidence.reference,
-                 **({"flags": _flags(item.evidence, not decision.fired)}
-                    if _flags(item.evidence, not decision.fired) else {})}
-                for item in shown] + [
-                {"id": e.finding, "observation": e.reference, "flags": _flags(e, True)}
-                for e in (decision.earlier if decision.fired else [])],
+            "findings": [_finding_entry(item.evidence) for item in shown]
+            + [_finding_entry(e) for e in (decision.earlier if decision.fired else [])],
         }},
     }
     if knowledge.source_topic:

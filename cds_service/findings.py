@@ -33,6 +33,7 @@ class Evidence:
     qualifiers: frozenset[str] = frozenset()
     flags: frozenset[str] = frozenset()
     score: tuple[str, str, float] | None = None  # (score id, body-site group, value) for "higher than before"
+    severity_recorded: bool = False  # whether the record says anything about severity at all
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class _Context:
     fact: ObservationFact
     qualifiers: frozenset[str]
     flags: frozenset[str]
+    severity_recorded: bool
 
 
 def _flags(fact: ObservationFact, knowledge: Knowledge) -> frozenset[str]:
@@ -120,8 +122,9 @@ def _site_group(sites: Iterable[Key], knowledge: Knowledge) -> str | None:
 def _evidence(ctx: _Context, finding: str, present: bool, described: str,
               extra: Iterable[str] = (), score: tuple[str, str, float] | None = None) -> Evidence:
     fact = ctx.fact
-    return Evidence(finding, present, fact.when, fact.issued, fact.reference, described,
-                    ctx.qualifiers | frozenset(extra), ctx.flags, score)
+    qualifiers = ctx.qualifiers | frozenset(extra)
+    return Evidence(finding, present, fact.when, fact.issued, fact.reference, described, qualifiers, ctx.flags, score,
+                    severity_recorded=ctx.severity_recorded or score is not None or "severe" in qualifiers)
 
 
 def _from_item(ctx: _Context, code: Concept, value: Value, interpretation: frozenset[str],
@@ -157,7 +160,10 @@ def _from_item(ctx: _Context, code: Concept, value: Value, interpretation: froze
 
 def evidence_from(fact: ObservationFact, knowledge: Knowledge) -> list[Evidence]:
     """Everything one Observation says about the guide's findings."""
-    ctx = _Context(fact, _qualifiers(fact, knowledge), _flags(fact, knowledge))
+    qualifier_components = knowledge.recognition.qualifier_components
+    severity_recorded = any(qualifier_components.get(key, ("",))[0] == "severe"
+                            for component in fact.components for key in component.code.keys)
+    ctx = _Context(fact, _qualifiers(fact, knowledge), _flags(fact, knowledge), severity_recorded)
     found = _from_item(ctx, fact.code, fact.value, fact.interpretation, fact.data_absent, knowledge)
     is_fast = knowledge.fast_panel is not None and knowledge.fast_panel in fact.code.keys
     for component in fact.components:

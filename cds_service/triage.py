@@ -3,11 +3,13 @@
 Latest record wins per finding (effective time, then issued; a record with no time counts as current). A finding
 fires a rule when its latest record says present, carries the qualifiers the rule asks for, and is within the
 tier's window. An emergency sign outside its window fires only when marked sudden or worsening; otherwise it is
-reported as an earlier finding (likely a known deficit), never as an emergency.
+reported as an earlier finding (likely a known deficit), never as an emergency. An emergency sign whose rule needs
+"severe" but whose record says nothing about severity is not dropped either: it is listed for re-checking.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -32,7 +34,7 @@ class Decision:
     card: str
     indicator: str
     fired: list[FiredFinding] = field(default_factory=list)
-    earlier: list[Evidence] = field(default_factory=list)
+    earlier: list[Evidence] = field(default_factory=list)  # to re-check; flagged "earlier" or "severity-not-recorded"
 
     @property
     def rules(self) -> list[Rule]:
@@ -50,6 +52,10 @@ class Decision:
 def _order_key(item: Evidence, now: datetime) -> tuple[datetime, datetime, bool]:
     when = item.when or now
     return (when, item.issued or when, item.present)
+
+
+def _flagged(item: Evidence, flag: str) -> Evidence:
+    return dataclasses.replace(item, flags=item.flags | {flag})
 
 
 def latest_per_finding(evidence: list[Evidence], now: datetime) -> dict[str, Evidence]:
@@ -71,6 +77,14 @@ def _qualifies(rule: Rule, item: Evidence, knowledge: Knowledge) -> bool:
     return not rule.requires_any or any(q in qualifiers for q in rule.requires_any)
 
 
+def _severity_unknown(rule: Rule, item: Evidence, knowledge: Knowledge) -> bool:
+    """The rule fails only for want of "severe", and the record does not say how severe it was."""
+    if "severe" not in rule.requires_all or item.severity_recorded:
+        return False
+    relaxed = dataclasses.replace(rule, requires_all=tuple(q for q in rule.requires_all if q != "severe"))
+    return _qualifies(relaxed, item, knowledge)
+
+
 def triage(evidence: list[Evidence], knowledge: Knowledge, now: datetime) -> list[Decision]:
     """Decisions ordered as the tiers are (highest first); at most one per tier, plus earlier emergency signs."""
     latest = latest_per_finding(evidence, now)
@@ -83,13 +97,17 @@ def triage(evidence: list[Evidence], knowledge: Knowledge, now: datetime) -> lis
         for rule in (r for r in knowledge.rules if r.tier == tier.id):
             for finding in rule.findings:
                 item = latest.get(finding)
-                if item is None or not item.present or finding in used or not _qualifies(rule, item, knowledge):
+                if item is None or not item.present or finding in used:
                     continue
-                age = now - (item.when or now)
-                if age <= tier.window or (tier.id == EMERGENCY_TIER and item.qualifiers & ACUTE_QUALIFIERS):
+                recent = now - (item.when or now) <= tier.window
+                if not _qualifies(rule, item, knowledge):
+                    if tier.id == EMERGENCY_TIER and recent and _severity_unknown(rule, item, knowledge):
+                        earlier.setdefault(finding, _flagged(item, "severity-not-recorded"))
+                    continue
+                if recent or (tier.id == EMERGENCY_TIER and item.qualifiers & ACUTE_QUALIFIERS):
                     fired.setdefault(finding, []).append(rule)
                 elif tier.id == EMERGENCY_TIER:
-                    earlier.setdefault(finding, item)
+                    earlier.setdefault(finding, _flagged(item, "earlier"))
         if fired:
             used.update(fired)
             decisions[tier.id] = Decision(tier, tier.card, tier.indicator,
