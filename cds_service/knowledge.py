@@ -177,6 +177,9 @@ class Knowledge:
 
 # ---- file schemas ------------------------------------------------------------------------------------------
 
+# Cards and the guide page are GitHub markdown read by EHRs that may render raw HTML: allow none.
+NO_HTML = validate.Regexp(r"^(?![\s\S]*<[A-Za-z/!?])", error="raw HTML is not allowed here (markdown only)")
+
 class _Strict(Schema):
     class Meta:
         unknown = RAISE
@@ -266,7 +269,7 @@ class RulesFile(_Strict):
 class SectionEntry(_Strict):
     id = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9-]+$"))
     title = fields.String(required=True)
-    body = fields.String(required=True)
+    body = fields.String(required=True, validate=NO_HTML)
 
 
 class GuideFile(_Strict):
@@ -297,9 +300,9 @@ class LinkEntry(_Strict):
 class CardFile(_Strict):
     id = fields.String(required=True)
     indicator = fields.String(required=True, validate=validate.OneOf(INDICATORS))
-    summary = fields.String(required=True)
-    detail = fields.String(required=True)
-    earlier_heading = fields.String()
+    summary = fields.String(required=True, validate=NO_HTML)
+    detail = fields.String(required=True, validate=NO_HTML)
+    earlier_heading = fields.String(validate=NO_HTML)
     link = fields.Nested(LinkEntry, required=True)
     override_reasons = fields.List(fields.Nested(OverrideEntry), load_default=list)
     suggestions = fields.List(fields.Nested(SuggestionEntry), load_default=list)

@@ -75,6 +75,7 @@ def _break(path: Path, old: str, new: str) -> int:
     ("content/weakness/rules.yaml", "window: 24h", "window: 24 hours", "must be like"),
     ("content/weakness/findings.yaml", "guide_section: emergency", "guide_section: nowhere", "no guide section"),
     ("cards/emergency.yaml", "indicator: critical", "indicator: urgent", "Must be one of"),
+    ("cards/emergency.yaml", "detail: |\n", "detail: |\n  <b>bold</b>\n", "raw HTML is not allowed"),
 ])
 def test_a_broken_content_file_is_named_with_its_line(content_copy: tuple[Path, Path], file: str, old: str,
                                                        new: str, problem: str) -> None:
