@@ -9,6 +9,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from cds_service import __version__, schemas
+from cds_service.service_registry import SERVICES
 
 
 def _json(schema: str, description: str) -> dict[str, Any]:
@@ -32,7 +33,8 @@ def build_spec() -> APISpec:
                          ("OperationOutcome", schemas.OperationOutcomeSchema)]:
         spec.components.schema(name, schema=schema)
     unauthorized = _outcome("No or invalid JWT")
-    service_id = {"name": "service_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    service_id = {"name": "service_id", "in": "path", "required": True,
+                  "schema": {"type": "string", "enum": [service.id for service in SERVICES]}}
     spec.path("/cds-services", operations={"get": {
         "summary": "Discovery", "security": [{"ehrJwt": []}],
         "responses": {"200": _json("DiscoveryResponse", "The services offered"), "401": unauthorized}}})
@@ -52,7 +54,7 @@ def build_spec() -> APISpec:
         "responses": {"200": {"description": "Stored"}, "400": _outcome("Invalid feedback"), "401": unauthorized,
                       "404": _outcome("No such service")}}})
     spec.path("/guides/{guide_id}", parameters=[{"name": "guide_id", "in": "path", "required": True,
-                                                 "schema": {"type": "string"}}],
+                                                 "schema": {"type": "string", "enum": ["weakness"]}}],
               operations={"get": {"summary": "The care guide page the cards link to", "responses": {
                   "200": {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}},
                   "404": _outcome("No such guide")}}})
