@@ -1,4 +1,4 @@
-"""Outbound calls to an EHR's FHIR server: hard deadline, size cap, no redirects, only allowed URL prefixes."""
+"""Outbound calls to an EHR's FHIR server: hard deadline, size cap, no redirects, https (or allowed loopback)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 import requests
+
+from cds_service.url_policy import is_allowed, origin, scheme_problem
 
 CHUNK = 64 * 1024
 
@@ -18,19 +19,11 @@ class FhirUnavailable(Exception):
     """The FHIR server could not give us the data (reason is safe to log: no tokens, no patient data)."""
 
 
-def origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    return parts.scheme, (parts.hostname or "").lower(), parts.port
-
-
-def is_allowed(url: str, prefixes: tuple[str, ...]) -> bool:
-    return any(url.startswith(prefix) for prefix in prefixes)
-
-
 @dataclass(frozen=True)
 class FhirRequestLimits:
     timeout: float
     max_bytes: int
+    allow_http_loopback: bool = False
 
 
 class FhirClient:
@@ -53,6 +46,9 @@ class FhirClient:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise FhirUnavailable("deadline passed before the request")
+        problem = scheme_problem(url, self.limits.allow_http_loopback)
+        if problem:
+            raise FhirUnavailable(f"refusing to call a URL that {problem}")
         headers = {"Accept": "application/fhir+json, application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -76,3 +72,6 @@ class FhirClient:
             return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise FhirUnavailable("FHIR server sent something that is not JSON") from exc
+
+
+__all__ = ["FhirClient", "FhirRequestLimits", "FhirUnavailable", "is_allowed", "origin"]

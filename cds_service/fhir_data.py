@@ -107,6 +107,10 @@ class PrefetchResolver:
                 raise _precondition_failed(key, "fhirServer is not on this service's allowed list")
             return None
         url = f"{access.server.rstrip('/')}/{relative_url}"
+        if not is_allowed(url, access.allowed_prefixes):  # e.g. a patientId of ".." must not climb out
+            if required:
+                raise _precondition_failed(key, "the prefetch URL leaves the allowed FHIR server")
+            return None
         try:
             result = self.client.get_json(url, token=access.token, deadline=deadline)
         except FhirUnavailable as exc:

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cds_service.url_policy import base_url_problem
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 AUTH_MODES = ("jwt", "off")
 
@@ -30,6 +32,9 @@ class Settings:
     guide_id: str = "weakness"
     cors_origins: tuple[str, ...] = field(default=("*",))
     patient_hash_key: str | None = None
+    trusted_issuers_file: Path | None = None  # CDS_TRUSTED_ISSUERS: required with auth=jwt
+    allow_http_loopback: bool = False  # plain http to 127.0.0.1/localhost/::1 (tests, local demos)
+    jwks_refresh_cooldown: float = 30.0  # at most one JWKS refetch per URL per this many seconds on unknown kid
     # Test rigs only: honour the X-CDS-Evaluation-Time header so a scenario can fix "now". Never in production.
     allow_clock_header: bool = False
 
@@ -68,6 +73,14 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
 
 
+def _checked_urls(urls: tuple[str, ...], name: str, allow_http_loopback: bool) -> tuple[str, ...]:
+    for url in urls:
+        problem = base_url_problem(url, allow_http_loopback)
+        if problem:
+            raise SettingsError(f"{name}: {url!r} {problem}")
+    return urls
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read the CDS_* variables (see the README's configuration table)."""
     env = os.environ if env is None else env
@@ -79,18 +92,30 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if not public_url.startswith(("http://", "https://")):
         raise SettingsError(f"CDS_PUBLIC_URL must be an absolute http(s) URL, got {public_url!r}")
     cors_default = ("*",) if auth == "off" else ()
+    cors_origins = _list(env, "CDS_CORS_ORIGINS") or cors_default
+    if auth == "jwt" and "*" in cors_origins:
+        raise SettingsError("CDS_CORS_ORIGINS must list the EHR origins explicitly when CDS_AUTH=jwt (no '*')")
+    allow_http_loopback = env.get("CDS_ALLOW_HTTP_LOOPBACK", "") == "1"
+    issuers_file = env.get("CDS_TRUSTED_ISSUERS", "").strip()
+    if auth == "jwt" and not issuers_file:
+        raise SettingsError("CDS_AUTH=jwt needs CDS_TRUSTED_ISSUERS=<YAML file of trusted EHR issuers> "
+                            "(see docs/security.md); CDS_AUTH=off is for local demos only")
     return Settings(
         public_url=public_url,
         auth=auth,
         database_url=env.get("CDS_DATABASE_URL", "").strip() or defaults.database_url,
-        allowed_fhir_servers=_list(env, "CDS_ALLOWED_FHIR_SERVERS"),
+        allowed_fhir_servers=_checked_urls(_list(env, "CDS_ALLOWED_FHIR_SERVERS"), "CDS_ALLOWED_FHIR_SERVERS",
+                                           allow_http_loopback),
         fhir_timeout=_float(env, "CDS_FHIR_TIMEOUT", defaults.fhir_timeout),
         fhir_max_pages=_int(env, "CDS_FHIR_MAX_PAGES", defaults.fhir_max_pages),
         fhir_max_response_bytes=_int(env, "CDS_FHIR_MAX_RESPONSE_BYTES", defaults.fhir_max_response_bytes),
         max_request_bytes=_int(env, "CDS_MAX_REQUEST_BYTES", defaults.max_request_bytes),
         content_dir=Path(env.get("CDS_CONTENT_DIR", "") or defaults.content_dir),
         cards_dir=Path(env.get("CDS_CARDS_DIR", "") or defaults.cards_dir),
-        cors_origins=_list(env, "CDS_CORS_ORIGINS") or cors_default,
+        cors_origins=cors_origins,
         patient_hash_key=env.get("CDS_PATIENT_HASH_KEY") or None,
+        trusted_issuers_file=Path(issuers_file) if issuers_file else None,
+        allow_http_loopback=allow_http_loopback,
+        jwks_refresh_cooldown=_float(env, "CDS_JWKS_REFRESH_COOLDOWN", defaults.jwks_refresh_cooldown),
         allow_clock_header=env.get("CDS_ALLOW_CLOCK_HEADER", "") == "1",
     )
