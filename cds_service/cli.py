@@ -37,6 +37,14 @@ def serve(args: argparse.Namespace) -> int:
     configure_logging()
     settings = load_settings()
     load_knowledge(settings.content_dir, settings.cards_dir, settings.guide_id)  # fail fast, before forking
+    if settings.auth == "jwt" and settings.trusted_issuers_file is not None:
+        from cds_service.trusted_issuers import load_trusted_issuers
+
+        issuers = load_trusted_issuers(settings.trusted_issuers_file, settings.allow_http_loopback)
+        log.info("trusted_issuers_loaded", extra={"issuers": sorted(issuers)})
+    from cds_service.store import Store
+
+    Store(settings.database_url, settings.patient_hash_key).engine.dispose()  # schema made once, before forking
     workers = args.workers or int(os.environ.get("CDS_WORKERS", "0") or 0) or max(2, os.cpu_count() or 2)
     threads = args.threads or int(os.environ.get("CDS_THREADS", "0") or 0) or 1
     if settings.auth == "off":

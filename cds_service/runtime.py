@@ -24,9 +24,10 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         knowledge = load_knowledge(settings.content_dir, settings.cards_dir, settings.guide_id)
-        client = FhirClient(FhirRequestLimits(settings.fhir_timeout, settings.fhir_max_response_bytes))
-        return cls(settings, knowledge, Store(settings.database_url, settings.patient_hash_key),
-                   PrefetchResolver(client), Authenticator(settings))
+        client = FhirClient(FhirRequestLimits(settings.fhir_timeout, settings.fhir_max_response_bytes,
+                                              settings.allow_http_loopback))
+        store = Store(settings.database_url, settings.patient_hash_key)
+        return cls(settings, knowledge, store, PrefetchResolver(client), Authenticator(settings, store))
 
     def authorize_fhir_server(self, caller: Caller, fhir_server: str | None) -> None:
         """A verified issuer may only send the FHIR servers configured for it (403 otherwise)."""

@@ -1,4 +1,5 @@
-"""The durable store (SQLAlchemy): every card issued, every feedback item, and the service's own secrets.
+"""The durable store (SQLAlchemy): every card issued, every feedback item, the service's own secrets, and the
+JWT ids already accepted (replay cache shared by every worker and server process on one database).
 
 Patient ids are stored only as an HMAC keyed with a secret the store keeps (or CDS_PATIENT_HASH_KEY), so feedback
 can be joined to cards and cards grouped by patient without the store holding an identifier.
@@ -9,12 +10,26 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, create_engine, event, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    delete,
+    event,
+    select,
+    update,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
@@ -61,6 +76,18 @@ class Secret(Base):
     value: Mapped[str] = mapped_column(String(200))
 
 
+class UsedTokenId(Base):
+    """A JWT `jti` already accepted, kept until its token expires. The primary key makes a replay lose the race."""
+
+    __tablename__ = "used_token_ids"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256(iss, jti): bounded, no raw values
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)  # epoch seconds
+
+
+PRUNE_EVERY_SECONDS = 60.0
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")  # several workers read and write one file
@@ -84,6 +111,7 @@ class Store:
         Base.metadata.create_all(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._hash_key = (patient_hash_key or self._stored_secret("patient_hash_key")).encode()
+        self._next_prune = 0.0
 
     def _stored_secret(self, name: str) -> str:
         with self.sessions() as session:
@@ -138,6 +166,30 @@ class Store:
                     outcome_timestamp=item["outcomeTimestamp"], received_at=received))
         return len(known)
 
+    def claim_token_id(self, issuer: str, jti: str, expires_at: int) -> bool:
+        """Record a token id as used until `expires_at`; False when it was already used and has not expired."""
+        key = hashlib.sha256(f"{issuer}\n{jti}".encode()).hexdigest()
+        now = int(time.time())
+        self._prune(now)
+        try:
+            with self.sessions.begin() as session:
+                session.add(UsedTokenId(key=key, expires_at=expires_at))
+            return True
+        except IntegrityError:
+            pass
+        # Already there: only an expired, not yet pruned row may be taken over (atomically, one winner).
+        with self.sessions.begin() as session:
+            taken = session.execute(update(UsedTokenId).where(UsedTokenId.key == key, UsedTokenId.expires_at < now)
+                                    .values(expires_at=expires_at))
+            return taken.rowcount == 1
+
+    def _prune(self, now: int) -> None:
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+        with self.sessions.begin() as session:
+            session.execute(delete(UsedTokenId).where(UsedTokenId.expires_at < now))
+
     def issued_card(self, card_uuid: str) -> IssuedCard | None:
         with self.sessions() as session:
             return session.get(IssuedCard, card_uuid)
@@ -148,4 +200,4 @@ class Store:
                                         .order_by(FeedbackRecord.id)).scalars())
 
 
-__all__ = ["Store", "IssuedCard", "FeedbackRecord"]
+__all__ = ["Store", "IssuedCard", "FeedbackRecord", "UsedTokenId"]
