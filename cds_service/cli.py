@@ -28,6 +28,21 @@ def _banner(settings: Settings, host: str, port: int, workers: int) -> str:
             f"  discovery:  {settings.base_url}/cds-services\n")
 
 
+def worker_counts(workers: int = 0, threads: int = 0) -> tuple[int, int]:
+    """Workers and threads per worker: the flag, else CDS_WORKERS / CDS_THREADS, else the CPU count (min 2) and 1."""
+    workers = workers or int(os.environ.get("CDS_WORKERS", "0") or 0) or max(2, os.cpu_count() or 2)
+    threads = threads or int(os.environ.get("CDS_THREADS", "0") or 0) or 1
+    return workers, threads
+
+
+def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict[str, Any]:
+    """The server settings of `serve`; bench/ runs its baseline app under exactly these."""
+    return {"bind": f"{host}:{port}", "workers": workers, "threads": threads,
+            "worker_class": "gthread" if threads > 1 else "sync", "timeout": 30,
+            "graceful_timeout": 10, "keepalive": 5, "accesslog": None,
+            "limit_request_field_size": 16384}
+
+
 def serve(args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
 
@@ -45,18 +60,15 @@ def serve(args: argparse.Namespace) -> int:
     from cds_service.store import Store
 
     Store(settings.database_url, settings.patient_hash_key).engine.dispose()  # schema made once, before forking
-    workers = args.workers or int(os.environ.get("CDS_WORKERS", "0") or 0) or max(2, os.cpu_count() or 2)
-    threads = args.threads or int(os.environ.get("CDS_THREADS", "0") or 0) or 1
+    workers, threads = worker_counts(args.workers, args.threads)
     if settings.auth == "off":
         log.warning("authentication_off", extra={"detail": "CDS_AUTH=off: every caller is trusted; demo only"})
     sys.stderr.write(_banner(settings, args.host, args.port, workers))
+    options = gunicorn_options(args.host, args.port, workers, threads)
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
-            for key, value in {"bind": f"{args.host}:{args.port}", "workers": workers, "threads": threads,
-                               "worker_class": "gthread" if threads > 1 else "sync", "timeout": 30,
-                               "graceful_timeout": 10, "keepalive": 5, "accesslog": None,
-                               "limit_request_field_size": 16384}.items():
+            for key, value in options.items():
                 self.cfg.set(key, value)
 
         def load(self) -> Any:

@@ -1,0 +1,246 @@
+"""The benchmark of issue 5: the service as deployed against a bare Flask baseline, same server settings, wrk.
+
+Starts (on 127.0.0.1 only) a sekmet FHIR server for W3, the baseline app and the service, checks that each workload
+gets the expected cards, then drives baseline and service alternately with wrk at concurrency 1 and 16 and prints
+requests/s, latency percentiles, the ratio to the baseline measured in the same run with the same body, and the
+peak RSS of the service's workers. Everything it started is stopped on exit, Ctrl-C or error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import orjson
+import requests
+
+from bench import charts, servers, wrk
+from cds_service.cli import gunicorn_options, worker_counts
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SERVICE_PATH = "/cds-services/weakness-triage-patient-view"
+TARGETS = {"W1": {"min_ratio_c16": 0.5, "max_p99_ms": 20.0}, "W2": {"min_ratio_c16": 0.4, "max_p99_ms": 60.0},
+           "W3": {"max_added_p50_ms": 3.0}, "memory": {"max_worker_peak_rss_mb": 150.0}}
+
+
+def log(message: str) -> None:
+    sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {message}\n")
+    sys.stderr.flush()
+
+
+def machine() -> dict[str, Any]:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=servers.REPO, capture_output=True,
+                                text=True, timeout=5).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=servers.REPO,
+                                    capture_output=True, text=True, timeout=5).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = "", False
+    return {"nproc": os.cpu_count(), "cpu_model": model, "python": platform.python_version(),
+            "kernel": platform.release(), "git_commit": commit + ("-dirty" if dirty else "")}
+
+
+def _raise_exit(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def check_answer(workload: charts.Workload, base_url: str) -> None:
+    """The workload must get exactly the cards it is built for; otherwise we would measure the wrong thing."""
+    response = requests.post(base_url + SERVICE_PATH, data=orjson.dumps(workload.body),
+                             headers={"Content-Type": "application/json"}, timeout=30)
+    if response.status_code != 200:
+        raise RuntimeError(f"{workload.id}: service answered {response.status_code}: {response.text[:500]}")
+    indicators = [card["indicator"] for card in response.json()["cards"]]
+    if indicators != workload.expect_indicators:
+        raise RuntimeError(f"{workload.id}: expected cards {workload.expect_indicators}, got {indicators}")
+
+
+def measure(target: servers.GunicornProcess, path: str, body: Path | None, connections: int, seconds: float,
+            warmup: float, tmp: Path) -> wrk.WrkResult:
+    url = target.base_url + path
+    if warmup > 0:
+        wrk.run(url, body, connections, warmup, tmp)
+    return wrk.run(url, body, connections, seconds, tmp)
+
+
+def run_workload(workload: charts.Workload, service: servers.GunicornProcess, baseline: servers.GunicornProcess,
+                 args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    body_path = tmp / f"{workload.id}.json"
+    body_path.write_bytes(orjson.dumps(workload.body))
+    check_answer(workload, service.base_url)
+    result: dict[str, Any] = {"id": workload.id, "title": workload.title, "body_bytes": body_path.stat().st_size,
+                              "observations": workload.observations, "relevant": workload.relevant,
+                              "expected_cards": workload.expect_indicators, "runs": []}
+    for connections in (1, args.connections):
+        base = measure(baseline, SERVICE_PATH, body_path, connections, args.duration, args.warmup, tmp)
+        ours = measure(service, SERVICE_PATH, body_path, connections, args.duration, args.warmup, tmp)
+        ratio = round(ours.rps / base.rps, 3) if base.rps else 0.0
+        log(f"{workload.id} c{connections}: service {ours.rps:.0f} req/s p99 {ours.p99_ms:.1f} ms, "
+            f"baseline {base.rps:.0f} req/s -> ratio {ratio:.2f}")
+        result["runs"].append({"connections": connections, "service": ours.as_dict(),
+                               "baseline": base.as_dict(), "ratio": ratio})
+    result["service_worker_peak_rss_mb"] = [round(x, 1) for x in service.worker_peak_rss_mb()]
+    result["baseline_worker_peak_rss_mb"] = [round(x, 1) for x in baseline.worker_peak_rss_mb()]
+    return result
+
+
+def fhir_direct(fhir_base: str, seconds: float, warmup: float, tmp: Path) -> dict[str, Any]:
+    """The FHIR server's own time for the two queries the service makes in W3, measured directly with wrk."""
+    paths = {"patient": f"/Patient/{charts.PATIENT_ID}",
+             "observations": f"/Observation?patient={charts.PATIENT_ID}&_sort=-date&_count=100"}
+    found: dict[str, Any] = {}
+    for key, path in paths.items():
+        url = fhir_base + path
+        if warmup > 0:
+            wrk.run(url, None, 1, warmup, tmp)
+        found[key] = wrk.run(url, None, 1, seconds, tmp).as_dict()
+    found["p50_sum_ms"] = round(sum(found[k]["p50_ms"] for k in paths), 3)
+    return found
+
+
+def _fmt(value: float, digits: int = 1) -> str:
+    return f"{value:.{digits}f}"
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    header = (f"{'workload':<9}{'conc':>5}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'base req/s':>11}"
+              f"{'ratio':>7}{'base p99':>9}{'errors':>7}{'peak RSS/worker MB':>20}")
+    lines = [header, "-" * len(header)]
+    for item in results:
+        rss = max(item["service_worker_peak_rss_mb"], default=0.0)
+        for run in item["runs"]:
+            s, b = run["service"], run["baseline"]
+            lines.append(f"{item['id']:<9}{run['connections']:>5}{_fmt(s['rps'], 0):>9}{_fmt(s['p50_ms'], 2):>9}"
+                         f"{_fmt(s['p95_ms'], 2):>9}{_fmt(s['p99_ms'], 2):>9}{_fmt(b['rps'], 0):>11}"
+                         f"{_fmt(run['ratio'], 2):>7}{_fmt(b['p99_ms'], 2):>9}{s['errors']:>7}{_fmt(rss):>20}")
+        if "fhir_direct" in item:
+            c1 = item["runs"][0]["service"]
+            lines.append(f"{'':<9}W3 added time at c1: service p50 {c1['p50_ms']:.2f} ms - FHIR server's own p50 "
+                         f"{item['fhir_direct']['p50_sum_ms']:.2f} ms (Patient + Observation search) = "
+                         f"{item['added_p50_ms']:.2f} ms")
+    return "\n".join(lines)
+
+
+def verdicts(results: list[dict[str, Any]]) -> dict[str, Any]:
+    by_id = {r["id"]: r for r in results}
+    out: dict[str, Any] = {}
+    for wid in ("W1", "W2"):
+        if wid in by_id:
+            c1, c16 = by_id[wid]["runs"][0], by_id[wid]["runs"][-1]
+            out[wid] = {"ratio_c16": c16["ratio"], "p99_c1_ms": c1["service"]["p99_ms"],
+                        "p99_c16_ms": c16["service"]["p99_ms"],
+                        "met": c16["ratio"] >= TARGETS[wid]["min_ratio_c16"]
+                        and c1["service"]["p99_ms"] < TARGETS[wid]["max_p99_ms"]}
+    if "W3" in by_id:
+        added = by_id["W3"]["added_p50_ms"]
+        out["W3"] = {"added_p50_ms": added, "met": added < TARGETS["W3"]["max_added_p50_ms"]}
+    if "W2" in by_id:
+        peak = max(by_id["W2"]["service_worker_peak_rss_mb"], default=0.0)
+        out["memory"] = {"worker_peak_rss_mb_after_W2": peak,
+                         "met": peak < TARGETS["memory"]["max_worker_peak_rss_mb"]}
+    return out
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per measured wrk run (default 8)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up before each run (default 2)")
+    parser.add_argument("--quick", action="store_true", help="3 s runs, 1 s warm-up (about 1.5 minutes in all)")
+    parser.add_argument("--connections", type=int, default=16, help="the high concurrency (default 16)")
+    parser.add_argument("--workers", type=int, default=0, help="gunicorn workers (default: as `serve` picks)")
+    parser.add_argument("--threads", type=int, default=0, help="threads per worker (default: as `serve` picks)")
+    parser.add_argument("--only", default="", help="comma-separated workloads, e.g. W1,W3 (default: all)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where to write the JSON")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.duration, args.warmup = 3.0, 1.0
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        wrk.require_wrk()
+    except wrk.WrkMissing as exc:
+        sys.stderr.write(f"bench: {exc}\n")
+        return 2
+    signal.signal(signal.SIGTERM, _raise_exit)
+    signal.signal(signal.SIGHUP, _raise_exit)
+    only = {w.strip().upper() for w in args.only.split(",") if w.strip()}
+
+    def wanted(workload_id: str) -> bool:
+        return not only or workload_id in only or workload_id.rstrip("AB") in only
+
+    workers, threads = worker_counts(args.workers, args.threads)
+    started = time.monotonic()
+    now = datetime.now(UTC)
+
+    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="cds-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        fhir_base: str | None = None
+        if wanted("W3"):
+            sys.path.insert(0, str(servers.REPO))
+            from tests.support.fhir_server import FhirServer
+
+            log("starting the sekmet FHIR server for W3")
+            fhir = stack.enter_context(FhirServer())
+            fhir.load(charts.w3_resources(now))
+            fhir_base = fhir.base_url
+        extra = {"CDS_ALLOWED_FHIR_SERVERS": fhir_base, "CDS_ALLOW_HTTP_LOOPBACK": "1"} if fhir_base else {}
+        log(f"starting service and baseline: {workers} workers x {threads} threads "
+            f"({gunicorn_options('127.0.0.1', 0, workers, threads)['worker_class']})")
+        service = servers.service(tmp, workers, threads, extra)
+        stack.callback(service.stop)
+        service.start()
+        baseline = servers.baseline(tmp, workers, threads)
+        stack.callback(baseline.stop)
+        baseline.start()
+
+        results: list[dict[str, Any]] = []
+        for workload in charts.workloads(now, fhir_base):
+            if not wanted(workload.id):
+                continue
+            log(f"{workload.id}: {workload.title}")
+            item = run_workload(workload, service, baseline, args, tmp)
+            if workload.id == "W3" and fhir_base:
+                item["fhir_direct"] = fhir_direct(fhir_base, args.duration, args.warmup, tmp)
+                item["added_p50_ms"] = round(item["runs"][0]["service"]["p50_ms"]
+                                             - item["fhir_direct"]["p50_sum_ms"], 3)
+            results.append(item)
+
+    report = {
+        "when": now.isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, "bench/run.py", *(argv if argv is not None
+                                                                          else sys.argv[1:])]),
+        "machine": machine(),
+        "server": {"workers": workers, "threads": threads,
+                   "worker_class": gunicorn_options("127.0.0.1", 0, workers, threads)["worker_class"]},
+        "load_generator": "wrk 1 thread, keep-alive connections",
+        "duration_s": args.duration, "warmup_s": args.warmup, "connections": [1, args.connections],
+        "workloads": results, "targets": TARGETS, "verdicts": verdicts(results),
+        "elapsed_s": round(time.monotonic() - started, 1),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(table(results))
+    print(f"\nverdicts: {json.dumps(report['verdicts'])}")
+    print(f"machine: {report['machine']['nproc']} x {report['machine']['cpu_model']}; server: "
+          f"{workers} {report['server']['worker_class']} workers x {threads} threads; "
+          f"runs of {args.duration:g} s after {args.warmup:g} s warm-up; total {report['elapsed_s']:.0f} s")
+    print(f"written: {args.out}")
+    return 0
