@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
+from pathlib import Path
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from flask_cors import CORS
@@ -62,7 +64,10 @@ def _http_error(error: HTTPException) -> Response:
 
 
 def _unexpected_error(error: Exception) -> Response:
-    log.exception("unhandled_error", extra={"error_type": type(error).__name__})
+    # Type and code locations only: an exception's message or repr may carry request data (a patient id, a value).
+    trace = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}"
+                        for f in reversed(traceback.extract_tb(error.__traceback__)))
+    log.error("unhandled_error", extra={"error_type": type(error).__name__, "trace": trace})
     return json_response(operation_outcome("internal error; the request id is in the X-Request-Id header",
                                            code="exception", severity="fatal"),
                          status=500, mimetype="application/fhir+json")
