@@ -28,7 +28,7 @@ from jwt.exceptions import (
 
 from cds_service.errors import ClientError
 from cds_service.jwks import JwksCache, KeysUnavailable
-from cds_service.settings import Settings
+from cds_service.settings import Settings, SettingsError
 from cds_service.store import Store
 from cds_service.trusted_issuers import TrustedIssuer, load_trusted_issuers
 
@@ -187,7 +187,7 @@ class Authenticator:
         self.verifier: JwtVerifier | None = None
         if settings.auth == "jwt":
             if settings.trusted_issuers_file is None:
-                raise ValueError("auth=jwt needs a trusted issuers file")
+                raise SettingsError("CDS_AUTH=jwt needs CDS_TRUSTED_ISSUERS")
             issuers = load_trusted_issuers(settings.trusted_issuers_file, settings.allow_http_loopback)
             self.verifier = JwtVerifier(issuers, store,
                                         JwksCache(settings.allow_http_loopback, settings.jwks_refresh_cooldown))

@@ -3,22 +3,27 @@ CORS '*' with auth on. Plus the JWKS cache: refetch on an unknown kid at most on
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from cds_service.jwks import JwksCache, KeysUnavailable
 from cds_service.settings import REPO_ROOT, SettingsError, load_settings
+from cds_service.store import Store
 from cds_service.trusted_issuers import load_trusted_issuers
 from cds_service.yaml_source import ContentError
 from tests.support import jwt_kit
 from tests.support.fhir_server import free_port
+from tests.support.service_server import ServiceServer
 from tests.support.stub_fhir import Reply, StubFhirServer
 
 KEY = jwt_kit.ec_key("k1")
@@ -167,3 +172,43 @@ def test_an_unreachable_jwks_is_unavailable_and_a_stale_copy_is_kept(
         JwksCache(allow_http_loopback=True, cooldown=60).find(url, "k1")
     with pytest.raises(KeysUnavailable):
         JwksCache(allow_http_loopback=False, cooldown=60).find(url, "k1")  # plain http refused
+
+
+# ---- auth off is loud ---------------------------------------------------------------------------------------------
+
+def test_auth_off_is_logged_as_a_warning_at_start_and_shown_on_readyz(service: ServiceServer) -> None:
+    records = [json.loads(line) for line in service.logs().splitlines() if line.startswith("{")]
+    assert any(r["message"] == "authentication_off" and r["level"] == "WARNING" for r in records)
+    assert "AUTHENTICATION OFF" in service.logs()
+    assert "OFF" in requests.get(f"{service.base_url}/readyz", timeout=5).json()["warning"]
+
+
+# ---- the replay cache -----------------------------------------------------------------------------------------------
+
+def test_a_token_id_is_accepted_once_until_it_expires(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path}/r.db")
+    now = int(time.time())
+    assert store.claim_token_id("iss", "j1", now + 300)
+    assert not store.claim_token_id("iss", "j1", now + 300)
+    assert store.claim_token_id("other-iss", "j1", now + 300)  # ids are per issuer
+    assert store.claim_token_id("iss", "old", now - 5)  # recorded, already expired (not yet pruned)
+    assert store.claim_token_id("iss", "old", now + 300)  # an expired record may be taken over once
+    assert not store.claim_token_id("iss", "old", now + 300)
+
+
+def test_concurrent_claims_of_one_token_id_have_exactly_one_winner(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/race.db"
+    stores = [Store(url) for _ in range(8)]  # one engine each, like separate processes
+    results: list[bool] = []
+    barrier = threading.Barrier(len(stores))
+
+    def claim(store: Store) -> None:
+        barrier.wait()
+        results.append(store.claim_token_id("iss", "contested", int(time.time()) + 300))
+
+    threads = [threading.Thread(target=claim, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 7 + [True]
