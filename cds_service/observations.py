@@ -1,13 +1,19 @@
 """Observation normalisation: keep this patient's usable, relevant Observations and reduce each to plain facts.
 
 Relevance is decided from the raw JSON against an index compiled from content/ *before* any model validation, so
-the cost of fhir.resources validation is paid only for Observations that can change the result. Facts are then read
-defensively from the raw JSON: an Observation that fails validation is still evaluated on the elements the rules
-need, and carries the validation problem so the card can say so.
+the cost of fhir.resources validation is paid only for Observations that can change the result. The pre-filter looks
+at every place the recognition in findings.py reads a code or a text from (Observation.code and component.code:
+codings and CodeableConcept.text / coding.display), so a skipped Observation can never yield evidence
+(tests/test_prefilter_equivalence.py). Facts are then read defensively from the raw JSON: an Observation that fails
+validation is still evaluated on the elements the rules need, and carries the validation problem so the card can say
+so. The service validates lazily (pipeline.evaluate): only the Observations a card shows, since the validation result
+only ever adds the "did-not-validate" flag to a card line.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -68,6 +74,8 @@ class ObservationFact:
     body_sites: tuple[Key, ...]
     components: tuple[Component, ...]
     validation_error: str | None = None
+    validated: bool = True  # False: not checked with fhir.resources yet (see validated())
+    source: dict[str, Any] | None = field(default=None, compare=False, repr=False)  # the raw JSON, for validated()
 
     @property
     def when(self) -> datetime | None:
@@ -179,7 +187,16 @@ def to_fact(raw: dict[str, Any], reference: str, *, validate: bool = True) -> Ob
         data_absent="dataAbsentReason" in raw,
         body_sites=sites,
         components=components,
-        validation_error=_validation_problem(raw) if validate else None)
+        validation_error=_validation_problem(raw) if validate else None,
+        validated=validate,
+        source=raw)
+
+
+def validated(fact: ObservationFact) -> ObservationFact:
+    """The fact with its fhir.resources validation done (a no-op when it already was)."""
+    if fact.validated or fact.source is None:
+        return fact
+    return dataclasses.replace(fact, validation_error=_validation_problem(fact.source), validated=True)
 
 
 def belongs_to(raw: dict[str, Any], patient_id: str) -> bool:
@@ -187,28 +204,62 @@ def belongs_to(raw: dict[str, Any], patient_id: str) -> bool:
     return reference == f"Patient/{patient_id}" or reference.endswith(f"/Patient/{patient_id}")
 
 
-def is_relevant(raw: dict[str, Any], knowledge: Knowledge) -> bool:
-    """Could this Observation change the result? Decided from raw JSON, before any validation."""
+TEXT_CACHE_SIZE = 16384  # distinct (pattern, text) results kept per worker; the cache starts over when full
+TEXT_CACHE_MAX_LENGTH = 200  # longer texts (free text, rare) are searched every time and never kept
+_text_cache: dict[tuple[str, int, str], bool] = {}
+
+
+def _text_matches(pattern: re.Pattern[str], text: str) -> bool:
+    """pattern.search(text), remembered per worker: code displays repeat across charts (a few hundred distinct
+    LOINC/SNOMED displays make up most charts) and the combined text pattern costs ~50 us per search.
+
+    Keyed by the pattern's source (its str hash is cached), not the compiled pattern, whose hash walks its code.
+    """
+    if len(text) > TEXT_CACHE_MAX_LENGTH:
+        return pattern.search(text) is not None
+    key = (pattern.pattern, pattern.flags, text)
+    found = _text_cache.get(key)
+    if found is None:
+        if len(_text_cache) >= TEXT_CACHE_SIZE:
+            _text_cache.clear()
+        found = _text_cache[key] = pattern.search(text) is not None
+    return found
+
+
+def _concept_is_relevant(raw: Any, knowledge: Knowledge) -> bool:
+    """Could findings.py recognise this CodeableConcept, by a coding or by its text or a display?"""
+    cc = _dict(raw)
+    codings = [_dict(c) for c in _list(cc.get("coding"))]
     relevant = knowledge.relevant_codes
-    code = _dict(raw.get("code"))
-    for coding in _list(code.get("coding")):
-        coding = _dict(coding)
-        if (coding.get("system"), coding.get("code")) in relevant:
+    for coding in codings:
+        system, code = _str(coding.get("system")), _str(coding.get("code"))
+        if system and code and (system, code) in relevant:
             return True
-    for component in _list(raw.get("component")):
-        for coding in _list(_dict(_dict(component).get("code")).get("coding")):
-            coding = _dict(coding)
-            if (coding.get("system"), coding.get("code")) in relevant:
-                return True
-    if knowledge.text_pattern is not None:
-        texts = [_str(code.get("text"))] + [_str(_dict(c).get("display")) for c in _list(code.get("coding"))]
-        return any(t and knowledge.text_pattern.search(t) for t in texts)
-    return False
+    pattern = knowledge.text_pattern
+    if pattern is None:
+        return False
+    texts = [_str(cc.get("text"))] + [_str(c.get("display")) for c in codings]
+    return any(t is not None and _text_matches(pattern, t) for t in texts)
 
 
-def select_observations(resources: Iterable[Any], patient_id: str, knowledge: Knowledge,
-                        *, prefilter: bool = True) -> tuple[list[ObservationFact], SelectionStats]:
-    """This patient's Observations that are results (not ignored statuses) and can matter, as facts."""
+def is_relevant(raw: dict[str, Any], knowledge: Knowledge) -> bool:
+    """Could this Observation change the result? Decided from raw JSON, before any validation.
+
+    findings.py reads findings from Observation.code and from each component.code (a Symptoms-IG "Symptom"
+    Observation's value only counts when its code is one of the relevant Symptom codes), by coding and by text.
+    """
+    if _concept_is_relevant(raw.get("code"), knowledge):
+        return True
+    return any(_concept_is_relevant(_dict(component).get("code"), knowledge)
+               for component in _list(raw.get("component")))
+
+
+def select_observations(resources: Iterable[Any], patient_id: str, knowledge: Knowledge, *, prefilter: bool = True,
+                        validate: bool = True) -> tuple[list[ObservationFact], SelectionStats]:
+    """This patient's Observations that are results (not ignored statuses) and can matter, as facts.
+
+    validate=False leaves fhir.resources validation to validated(), for the facts that turn out to matter.
+    """
     stats = SelectionStats()
     ignored = knowledge.recognition.ignored_statuses
     facts: list[ObservationFact] = []
@@ -219,14 +270,14 @@ def select_observations(resources: Iterable[Any], patient_id: str, knowledge: Kn
         if not belongs_to(raw, patient_id):
             stats.other_patient += 1
             continue
-        if raw.get("status") in ignored:
+        if _str(raw.get("status")) in ignored:
             stats.ignored_status += 1
             continue
         if prefilter and not is_relevant(raw, knowledge):
             stats.not_relevant += 1
             continue
         reference = f"Observation/{raw['id']}" if _str(raw.get("id")) else f"Observation (entry {index + 1})"
-        fact = to_fact(raw, reference)
+        fact = to_fact(raw, reference, validate=validate)
         if fact.validation_error:
             stats.did_not_validate += 1
         facts.append(fact)

@@ -10,7 +10,7 @@ from typing import Any
 from cds_service.cards import render_cards
 from cds_service.findings import recognise
 from cds_service.knowledge import Knowledge
-from cds_service.observations import SelectionStats, select_observations
+from cds_service.observations import ObservationFact, SelectionStats, select_observations, validated
 from cds_service.triage import Decision, triage
 
 
@@ -21,8 +21,36 @@ class Evaluation:
     stats: SelectionStats
 
 
+def shown_references(decisions: list[Decision]) -> set[str]:
+    """The Observations a card will list (fired findings and earlier emergency signs)."""
+    return {item.evidence.reference for d in decisions for item in d.fired} | {
+        e.reference for d in decisions for e in d.earlier}
+
+
 def evaluate(resources: Iterable[Any], patient_id: str, knowledge: Knowledge, now: datetime, base_url: str,
              *, prefilter: bool = True) -> Evaluation:
-    facts, stats = select_observations(resources, patient_id, knowledge, prefilter=prefilter)
+    """Cards for this patient's Observations at `now`.
+
+    prefilter=True (the service): Observations that cannot match any finding are skipped before any work, and the
+    fhir.resources validation runs only for the Observations a card shows. Validation only adds the
+    "did-not-validate" flag to a card line and never decides anything, so the cards are those of prefilter=False:
+    the reference path that validates and evaluates every Observation (tests/test_prefilter_equivalence.py).
+    """
+    facts, stats = select_observations(resources, patient_id, knowledge, prefilter=prefilter, validate=not prefilter)
     decisions = triage(recognise(facts, knowledge), knowledge, now)
+    if prefilter:
+        facts, decisions = _validate_shown(facts, decisions, knowledge, now, stats)
     return Evaluation(render_cards(decisions, knowledge, base_url, patient_id, now), decisions, stats)
+
+
+def _validate_shown(facts: list[ObservationFact], decisions: list[Decision], knowledge: Knowledge, now: datetime,
+                    stats: SelectionStats) -> tuple[list[ObservationFact], list[Decision]]:
+    """Validate the facts the cards show; when one did not validate, triage again so its line carries the flag."""
+    shown = shown_references(decisions)
+    if not shown:
+        return facts, decisions
+    checked = [validated(fact) if fact.reference in shown else fact for fact in facts]
+    stats.did_not_validate = sum(1 for fact in checked if fact.validation_error)
+    if not stats.did_not_validate:
+        return checked, decisions
+    return checked, triage(recognise(checked, knowledge), knowledge, now)
