@@ -130,10 +130,15 @@ class SuggestionSchema(_Strict):
 
 class LinkSchema(_Strict):
     label = fields.String(required=True)
-    url = HTTP_URL
+    url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False)
     type = fields.String(required=True, validate=validate.OneOf(["absolute", "smart"]))
     appContext = fields.String()
     autolaunchable = fields.Boolean()
+
+    @validates_schema
+    def _app_context_only_for_smart_links(self, data: dict[str, Any], **_: Any) -> None:
+        if "appContext" in data and data.get("type") != "smart":
+            raise ValidationError("appContext is only valid on smart links", "appContext")
 
 
 class CardSchema(_Strict):

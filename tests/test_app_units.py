@@ -8,7 +8,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from cds_service.app import create_app
-from cds_service.settings import Settings
+from cds_service.settings import Settings, SettingsError, load_settings
 from tests.support.requests_factory import PATIENT_VIEW, hook_request, observation
 
 
@@ -49,3 +49,20 @@ def test_every_response_carries_a_request_id(client: FlaskClient) -> None:
     second = client.get("/healthz").headers["X-Request-Id"]
     assert first and second and first != second
     assert client.get("/healthz", headers={"X-Request-Id": "abc-123"}).headers["X-Request-Id"] == "abc-123"
+
+
+def test_a_card_that_breaks_the_spec_is_never_sent(client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    def card_without_link_url(*_: object, **__: object) -> list[dict[str, object]]:
+        return [{"summary": "x", "indicator": "info", "source": {"label": "x"},
+                 "links": [{"label": "guide", "type": "absolute"}]}]
+
+    monkeypatch.setattr("cds_service.pipeline.render_cards", card_without_link_url)
+    droop = observation("280816001", valueBoolean=True)
+    response = client.post(f"/cds-services/{PATIENT_VIEW}", json=hook_request(observations=[droop]))
+    assert response.status_code == 500 and response.get_json()["resourceType"] == "OperationOutcome"
+
+
+def test_authentication_is_on_by_default_and_refuses_to_run_unconfigured() -> None:
+    with pytest.raises(SettingsError, match="CDS_AUTH=jwt needs CDS_TRUSTED_ISSUERS"):
+        load_settings({})
+    assert load_settings({"CDS_AUTH": "off"}).cors_origins == ("*",)

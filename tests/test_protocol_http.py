@@ -58,7 +58,15 @@ def test_discovery_lists_one_service_per_hook_with_spec_safe_prefetch(service: S
         for template in entry["prefetch"].values():
             tokens = re.findall(r"\{\{(.*?)\}\}", template)
             assert tokens and all(t.strip() == "context.patientId" for t in tokens), template
-            assert "today()" not in template and "sort:desc" not in template
+            # 2.0.1 "prefetch query restrictions": instance read, or type search on reference/token/date params,
+            # _count and _sort only; no today() (3.0 only) and no non-FHIR `sort:desc`.
+            path, _, query = template.partition("?")
+            assert re.fullmatch(r"[A-Z][A-Za-z]+(/\{\{context\.patientId\}\})?", path), template
+            for parameter in filter(None, query.split("&")):
+                name, _, value = parameter.partition("=")
+                assert name in {"patient", "subject", "code", "category", "date", "_count", "_sort"}, template
+                if name == "date":
+                    assert re.fullmatch(r"(eq|lt|gt|ge|le)?[0-9T:\-]+", value), template
 
 
 def test_every_advertised_service_answers_a_valid_call(service: ServiceServer) -> None:

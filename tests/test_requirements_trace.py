@@ -22,7 +22,7 @@ STATUSES = ("tested", "not-applicable", "not-tested")
 KEYS = {"id", "status", "tests", "why"}
 # Share of the Service's SHALL / SHALL NOT requirements that are `tested`: the honest figure when this was set,
 # rounded down. Raise it as gaps close; it must never go down.
-MIN_SHALL_TESTED_PERCENT = 65
+MIN_SHALL_TESTED_PERCENT = 82
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import requests
 
 from cds_service.cli import main as cli_main
 from cds_service.knowledge import Knowledge
+from tests.support.card_checks import assert_spec_cards
 from tests.support.requests_factory import PATIENT_VIEW
 from tests.support.scenarios import Scenario, check, load_scenarios
 from tests.support.service_server import ServiceServer
@@ -26,6 +27,7 @@ def test_scenario_over_http(scenario: Scenario, service: ServiceServer) -> None:
     response = requests.post(f"{service.base_url}/cds-services/{PATIENT_VIEW}", json=scenario.request(),
                              headers={"X-CDS-Evaluation-Time": scenario.now}, timeout=30)
     assert response.status_code == 200, response.text
+    assert_spec_cards(response.json())
     cards = response.json()["cards"]
     assert check(scenario, cards) == [], scenario.data["title"]
 

@@ -24,7 +24,7 @@ from tests.support.requests_factory import ENCOUNTER_START, PATIENT_VIEW, hook_r
 from tests.support.service_server import ServiceServer
 from tests.support.stub_fhir import Reply, StubFhirServer
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "cds-hooks-examples"
+EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "cds-hooks-examples"
 EHR = "https://ehr-a.example.org"
 SANDBOX = "https://sandbox.cds-hooks.org"
 ROTATING = "https://ehr-c.example.org"
