@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -43,6 +44,22 @@ def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict[s
             "limit_request_field_size": 16384}
 
 
+GC_FIRST_THRESHOLD = 20_000  # default 700: a 1,000-Observation body alone is ~100k containers
+
+
+def settle_heap() -> None:
+    """After start-up, in each worker: keep the long-lived heap out of the garbage collector's way.
+
+    The knowledge, fhir.resources/pydantic models and SQLAlchemy metadata are ~110k objects that every full
+    collection would walk again, and the JSON of a hook call allocates enough containers to trigger collections
+    (W2: ~8 ms a request, p99 +40 ms). Request data is acyclic and freed by reference counting, so the first
+    threshold is raised too. Cyclic garbage is still collected, just in larger batches.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_FIRST_THRESHOLD, *gc.get_threshold()[1:])
+
+
 def serve(args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
 
@@ -73,7 +90,9 @@ def serve(args: argparse.Namespace) -> int:
 
         def load(self) -> Any:
             configure_logging()
-            return create_app(settings)
+            app = create_app(settings)
+            settle_heap()
+            return app
 
     Server().run()
     return 0
