@@ -31,6 +31,9 @@ from cds_service.cli import gunicorn_options, worker_counts
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SERVICE_PATH = "/cds-services/weakness-triage-patient-view"
+# The two queries the service makes in W3 (cds_service/service_registry.py PREFETCH), sent straight to the FHIR server.
+FHIR_PATHS = {"patient": f"/Patient/{charts.PATIENT_ID}",
+              "observations": f"/Observation?patient={charts.PATIENT_ID}&_sort=-date&_count=100"}
 TARGETS = {"W1": {"min_ratio_c16": 0.5, "max_p99_ms": 20.0}, "W2": {"min_ratio_c16": 0.4, "max_p99_ms": 60.0},
            "W3": {"max_added_p50_ms": 3.0}, "memory": {"max_worker_peak_rss_mb": 150.0}}
 
@@ -69,47 +72,47 @@ def check_answer(workload: charts.Workload, base_url: str) -> None:
         raise RuntimeError(f"{workload.id}: expected cards {workload.expect_indicators}, got {indicators}")
 
 
-def measure(target: servers.GunicornProcess, path: str, body: Path | None, connections: int, seconds: float,
-            warmup: float, tmp: Path) -> wrk.WrkResult:
-    url = target.base_url + path
-    if warmup > 0:
-        wrk.run(url, body, connections, warmup, tmp)
-    return wrk.run(url, body, connections, seconds, tmp)
-
-
 def run_workload(workload: charts.Workload, service: servers.GunicornProcess, baseline: servers.GunicornProcess,
-                 args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+                 args: argparse.Namespace, tmp: Path, fhir_base: str | None = None) -> dict[str, Any]:
+    """Baseline and service alternately, `args.rounds` times per concurrency, so that a burst of other load on the
+    machine hits both; with fhir_base (W3), the FHIR server's own time is measured in the same rounds."""
     body_path = tmp / f"{workload.id}.json"
     body_path.write_bytes(orjson.dumps(workload.body))
     check_answer(workload, service.base_url)
     result: dict[str, Any] = {"id": workload.id, "title": workload.title, "body_bytes": body_path.stat().st_size,
                               "observations": workload.observations, "relevant": workload.relevant,
                               "expected_cards": workload.expect_indicators, "runs": []}
+    seconds = args.duration / args.rounds
+    direct: dict[str, list[wrk.WrkResult]] = {key: [] for key in FHIR_PATHS}
     for connections in (1, args.connections):
-        base = measure(baseline, SERVICE_PATH, body_path, connections, args.duration, args.warmup, tmp)
-        ours = measure(service, SERVICE_PATH, body_path, connections, args.duration, args.warmup, tmp)
+        base_rounds, ours_rounds = [], []
+        for index in range(args.rounds):
+            warmup = args.warmup if index == 0 else 0.0
+            for target, rounds in ((baseline, base_rounds), (service, ours_rounds)):
+                url = target.base_url + SERVICE_PATH
+                if warmup > 0:
+                    wrk.run(url, body_path, connections, warmup, tmp)
+                rounds.append(wrk.run(url, body_path, connections, seconds, tmp))
+            if fhir_base and connections == 1:
+                for key, path in FHIR_PATHS.items():
+                    if warmup > 0:
+                        wrk.run(fhir_base + path, None, 1, warmup, tmp)
+                    direct[key].append(wrk.run(fhir_base + path, None, 1, seconds, tmp))
+        base, ours = wrk.merge(base_rounds), wrk.merge(ours_rounds)
         ratio = round(ours.rps / base.rps, 3) if base.rps else 0.0
         log(f"{workload.id} c{connections}: service {ours.rps:.0f} req/s p99 {ours.p99_ms:.1f} ms, "
             f"baseline {base.rps:.0f} req/s -> ratio {ratio:.2f}")
         result["runs"].append({"connections": connections, "service": ours.as_dict(),
                                "baseline": base.as_dict(), "ratio": ratio})
+    if fhir_base:
+        merged = {key: wrk.merge(runs).as_dict() for key, runs in direct.items()}
+        own_p50 = round(sum(found["p50_ms"] for found in merged.values()), 3)
+        result["fhir_direct"] = {**merged, "p50_sum_ms": own_p50}
+        result["added_p50_ms"] = round(result["runs"][0]["service"]["p50_ms"] - own_p50, 3)
     result["service_worker_peak_rss_mb"] = [round(x, 1) for x in service.worker_peak_rss_mb()]
     result["baseline_worker_peak_rss_mb"] = [round(x, 1) for x in baseline.worker_peak_rss_mb()]
+    result["load_average_after"] = Path("/proc/loadavg").read_text().split()[0]
     return result
-
-
-def fhir_direct(fhir_base: str, seconds: float, warmup: float, tmp: Path) -> dict[str, Any]:
-    """The FHIR server's own time for the two queries the service makes in W3, measured directly with wrk."""
-    paths = {"patient": f"/Patient/{charts.PATIENT_ID}",
-             "observations": f"/Observation?patient={charts.PATIENT_ID}&_sort=-date&_count=100"}
-    found: dict[str, Any] = {}
-    for key, path in paths.items():
-        url = fhir_base + path
-        if warmup > 0:
-            wrk.run(url, None, 1, warmup, tmp)
-        found[key] = wrk.run(url, None, 1, seconds, tmp).as_dict()
-    found["p50_sum_ms"] = round(sum(found[k]["p50_ms"] for k in paths), 3)
-    return found
 
 
 def _fmt(value: float, digits: int = 1) -> str:
@@ -160,7 +163,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per measured wrk run (default 8)")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up before each run (default 2)")
-    parser.add_argument("--quick", action="store_true", help="3 s runs, 1 s warm-up (about 1.5 minutes in all)")
+    parser.add_argument("--quick", action="store_true", help="3 s runs, 1 s warm-up, 1 round (about 1.5 minutes)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="alternate baseline and service this many times per run (default 2; 1 with --quick)")
     parser.add_argument("--connections", type=int, default=16, help="the high concurrency (default 16)")
     parser.add_argument("--workers", type=int, default=0, help="gunicorn workers (default: as `serve` picks)")
     parser.add_argument("--threads", type=int, default=0, help="threads per worker (default: as `serve` picks)")
@@ -169,6 +174,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.warmup = 3.0, 1.0
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 2
+    args.rounds = max(1, args.rounds)
     return args
 
 
@@ -184,11 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     only = {w.strip().upper() for w in args.only.split(",") if w.strip()}
 
     def wanted(workload_id: str) -> bool:
-        return not only or workload_id in only or workload_id.rstrip("AB") in only
+        return not only or workload_id.upper() in only or workload_id.upper().rstrip("AB") in only
 
     workers, threads = worker_counts(args.workers, args.threads)
     started = time.monotonic()
     now = datetime.now(UTC)
+    load_before = Path("/proc/loadavg").read_text().split()[0]
 
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="cds-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -216,12 +225,8 @@ def main(argv: list[str] | None = None) -> int:
             if not wanted(workload.id):
                 continue
             log(f"{workload.id}: {workload.title}")
-            item = run_workload(workload, service, baseline, args, tmp)
-            if workload.id == "W3" and fhir_base:
-                item["fhir_direct"] = fhir_direct(fhir_base, args.duration, args.warmup, tmp)
-                item["added_p50_ms"] = round(item["runs"][0]["service"]["p50_ms"]
-                                             - item["fhir_direct"]["p50_sum_ms"], 3)
-            results.append(item)
+            results.append(run_workload(workload, service, baseline, args, tmp,
+                                        fhir_base if workload.id == "W3" else None))
 
     report = {
         "when": now.isoformat(timespec="seconds"),
@@ -231,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         "server": {"workers": workers, "threads": threads,
                    "worker_class": gunicorn_options("127.0.0.1", 0, workers, threads)["worker_class"]},
         "load_generator": "wrk 1 thread, keep-alive connections",
-        "duration_s": args.duration, "warmup_s": args.warmup, "connections": [1, args.connections],
+        "duration_s": args.duration, "warmup_s": args.warmup, "rounds": args.rounds,
+        "connections": [1, args.connections], "load_average_before": load_before,
         "workloads": results, "targets": TARGETS, "verdicts": verdicts(results),
         "elapsed_s": round(time.monotonic() - started, 1),
     }

@@ -80,3 +80,16 @@ def run(url: str, body_path: Path | None, connections: int, seconds: float, scri
                      rps=round(data["requests"] / duration, 1) if duration else 0.0,
                      p50_ms=data["p50_us"] / 1000, p95_ms=data["p95_us"] / 1000, p99_ms=data["p99_us"] / 1000,
                      max_ms=data["max_us"] / 1000, mean_ms=round(data["mean_us"] / 1000, 3), errors=errors)
+
+
+def merge(rounds: list[WrkResult]) -> WrkResult:
+    """Several rounds of the same run as one: requests/s over the summed time; the median p50, the worst p95/p99."""
+    seconds = sum(r.seconds for r in rounds)
+    requests = sum(r.requests for r in rounds)
+    p50s = sorted(r.p50_ms for r in rounds)
+    return WrkResult(connections=rounds[0].connections, seconds=round(seconds, 2), requests=requests,
+                     rps=round(requests / seconds, 1) if seconds else 0.0, p50_ms=p50s[len(p50s) // 2],
+                     p95_ms=max(r.p95_ms for r in rounds), p99_ms=max(r.p99_ms for r in rounds),
+                     max_ms=max(r.max_ms for r in rounds),
+                     mean_ms=round(sum(r.mean_ms * r.requests for r in rounds) / requests, 3) if requests else 0.0,
+                     errors=sum(r.errors for r in rounds))
