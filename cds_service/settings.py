@@ -6,11 +6,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from cds_service.url_policy import base_url_problem
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 AUTH_MODES = ("jwt", "off")
+
+
+_N = TypeVar("_N", int, float)
 
 
 class SettingsError(ValueError):
@@ -43,30 +47,25 @@ class Settings:
         return self.public_url.rstrip("/")
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _positive(env: Mapping[str, str], name: str, default: _N, kind: type[_N]) -> _N:
     raw = env.get(name)
     if raw in (None, ""):
         return default
     try:
-        value = float(raw)
+        value = kind(raw)
     except ValueError as exc:
-        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from exc
+        raise SettingsError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {raw!r}") from exc
     if value <= 0:
         raise SettingsError(f"{name} must be positive, got {raw!r}")
     return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    return _positive(env, name, default, float)
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
-    if value <= 0:
-        raise SettingsError(f"{name} must be positive, got {raw!r}")
-    return value
+    return _positive(env, name, default, int)
 
 
 def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
