@@ -14,6 +14,7 @@ import logging
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 triage(recognise(f, knowledge), knowledge, now), knowledge, settings.base_url, charts.PATIENT_ID, now),
             "_check_response (marshmallow)": lambda c=cards: _check_response({"cards": c}),
             "store.record_cards (SQLite commit)": lambda c=cards, t=tiers: store.record_cards(
-                "bench", "hook", charts.PATIENT_ID, [dict(x, uuid=str(time.perf_counter_ns())) for x in c], t, now),
+                "bench", "hook", charts.PATIENT_ID, [dict(x, uuid=str(uuid.uuid4())) for x in c], t, now),
             "whole WSGI call: service": wsgi_call(app, path, raw),
             "whole WSGI call: baseline app": wsgi_call(baseline_app, path, raw),
         }
