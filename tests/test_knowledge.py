@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -112,3 +115,15 @@ def test_check_content_names_file_and_line_of_a_problem(content_copy: tuple[Path
     monkeypatch.setenv("CDS_CARDS_DIR", str(cards))
     assert cli_main(["check-content"]) == 2
     assert f"rules.yaml:{line}:" in capsys.readouterr().err
+
+
+def test_serve_refuses_to_start_with_broken_content(content_copy: tuple[Path, Path], tmp_path: Path) -> None:
+    content, cards = content_copy
+    line = _break(content / "weakness" / "findings.yaml", "guide_section: emergency", "guide_section: nowhere")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CDS_")}, "CDS_AUTH": "off",
+           "CDS_CONTENT_DIR": str(content), "CDS_CARDS_DIR": str(cards),
+           "CDS_DATABASE_URL": f"sqlite:///{tmp_path}/cds.db"}
+    done = subprocess.run([sys.executable, "-m", "cds_service", "serve", "--port", "1"], env=env, cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"findings.yaml:{line}:" in done.stderr and "no guide section 'nowhere'" in done.stderr
