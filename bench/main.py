@@ -57,8 +57,8 @@ def machine() -> dict[str, Any]:
             "kernel": platform.release(), "git_commit": commit + ("-dirty" if dirty else "")}
 
 
-def _raise_exit(signum: int, _frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")  # unwinds the ExitStack: every server started is stopped
 
 
 def check_answer(workload: charts.Workload, base_url: str) -> None:
@@ -187,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     except wrk.WrkMissing as exc:
         sys.stderr.write(f"bench: {exc}\n")
         return 2
-    signal.signal(signal.SIGTERM, _raise_exit)
-    signal.signal(signal.SIGHUP, _raise_exit)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGINT too: a background job starts ignoring it
+        signal.signal(signum, _interrupt)
     only = {w.strip().upper() for w in args.only.split(",") if w.strip()}
 
     def wanted(workload_id: str) -> bool:
