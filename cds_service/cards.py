@@ -13,7 +13,7 @@ from typing import Any
 
 from cds_service.fhir_time import describe_age
 from cds_service.findings import Evidence
-from cds_service.knowledge import CardTemplate, Knowledge
+from cds_service.knowledge import CardTemplate, Knowledge, Rule, Suggestion
 from cds_service.triage import Decision, FiredFinding
 
 EXTENSION_KEY = "org.weakness-triage"
@@ -117,7 +117,7 @@ def render_card(decision: Decision, knowledge: Knowledge, base_url: str, patient
     return card
 
 
-def _rule_reason(rule: Any) -> str:
+def _rule_reason(rule: Rule) -> str:
     provenance = rule.provenance
     origin = (f"safety rule beyond the guide ({provenance['source']})" if provenance.get("beyond_guide")
               else f"guide section \"{provenance['guide_section']}\"")
@@ -128,7 +128,7 @@ def _as_fired(item: Evidence) -> FiredFinding:
     return FiredFinding(item, ())
 
 
-def _suggestion(suggestion: Any, patient_id: str) -> dict[str, Any]:
+def _suggestion(suggestion: Suggestion, patient_id: str) -> dict[str, Any]:
     code = suggestion.code
     return {
         "label": suggestion.label,
