@@ -17,10 +17,12 @@ run: $(STAMP)
 	  $(BIN)/cds-service serve --host 127.0.0.1 --port 8080
 
 test: $(STAMP)
+	$(BIN)/ruff check cds_service tests bench
 	$(BIN)/python -m pytest -q -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check cds_service tests bench
+	$(BIN)/mypy cds_service
 
 openapi: $(STAMP)
 	$(BIN)/cds-service openapi > openapi.yaml

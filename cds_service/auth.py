@@ -104,7 +104,8 @@ class JwtVerifier:
     def verify(self, authorization: str | None, audience: str) -> Caller:
         token = _bearer_token(authorization)
         header, unverified = _peek(token)
-        issuer = self.issuers.get(unverified.get("iss")) if isinstance(unverified.get("iss"), str) else None
+        claimed = unverified.get("iss")
+        issuer = self.issuers.get(claimed) if isinstance(claimed, str) else None
         if issuer is None:
             raise AuthFailure(Failure.ISSUER)
         algorithm = header.get("alg")

@@ -83,7 +83,7 @@ def serve(args: argparse.Namespace) -> int:
     sys.stderr.write(_banner(settings, args.host, args.port, workers))
     options = gunicorn_options(args.host, args.port, workers, threads)
 
-    class Server(BaseApplication):  # type: ignore[misc]
+    class Server(BaseApplication):
         def load_config(self) -> None:
             for key, value in options.items():
                 self.cfg.set(key, value)

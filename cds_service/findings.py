@@ -151,10 +151,10 @@ def _from_item(ctx: _Context, code: Concept, value: Value, interpretation: froze
                           f"{item.code.display} = {value.number:g}", extra,
                           (item.id, site or "", value.number))]
     if finding := _finding_for(code, knowledge):
-        present, described, extra = _presence(value, interpretation, knowledge)
-        if present is None:
+        stated, described, extra = _presence(value, interpretation, knowledge)
+        if stated is None:
             return []
-        return [_evidence(ctx, finding, present, described, extra)]
+        return [_evidence(ctx, finding, stated, described, extra)]
     return []
 
 

@@ -27,6 +27,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    insert,
     select,
     update,
 )
@@ -149,7 +150,7 @@ class Store:
         if not rows:
             return
         with self.engine.begin() as connection:
-            connection.execute(IssuedCard.__table__.insert(), rows)
+            connection.execute(insert(IssuedCard), rows)
 
     def record_feedback(self, service_id: str, items: list[dict[str, Any]]) -> int:
         """Store every item in one transaction; returns how many referred to a card this service issued."""
@@ -185,7 +186,7 @@ class Store:
         with self.sessions.begin() as session:
             taken = session.execute(update(UsedTokenId).where(UsedTokenId.key == key, UsedTokenId.expires_at < now)
                                     .values(expires_at=expires_at))
-            return taken.rowcount == 1
+            return taken.rowcount == 1  # type: ignore[attr-defined]  # a CursorResult for UPDATE
 
     def _prune(self, now: int) -> None:
         if time.monotonic() < self._next_prune:
