@@ -39,7 +39,7 @@ LEEWAY_SECONDS = 60
 MAX_LIFETIME_SECONDS = 3600  # "should be no more than an hour" (CDS Hooks best practice); bounds the replay cache
 MAX_TOKEN_CHARS = 8192
 MAX_JTI_CHARS = 255
-REQUIRED_CLAIMS = ["iss", "aud", "exp", "jti"]
+REQUIRED_CLAIMS = ["iss", "aud", "exp", "iat", "jti"]  # all REQUIRED by CDS Hooks 2.0.1
 
 
 class Failure:

@@ -206,6 +206,7 @@ ATTACKS: dict[str, tuple[Callable[[Rig], str | None], str]] = {
     "issued-in-the-future": (lambda rig: rig.token(iat=int(time.time()) + 600), Failure.NOT_YET_VALID),
     "missing-jti": (lambda rig: rig.token(jti=None), Failure.MISSING_CLAIM),
     "missing-exp": (lambda rig: rig.token(exp=None), Failure.MISSING_CLAIM),
+    "missing-iat": (lambda rig: rig.token(iat=None), Failure.MISSING_CLAIM),
     "lifetime-over-an-hour": (lambda rig: rig.token(lifetime=86_400), Failure.LIFETIME),
     "oversized-token": (_oversized, Failure.TOO_LARGE),
     "spec-example-jwt-expired": (lambda rig: (EXAMPLES / "spec-jwt-example-token.txt").read_text().strip(),
