@@ -54,3 +54,15 @@ def test_arbitrary_json_in_observation_elements_never_fails_the_call(client: Fla
                                                                      observations: list[dict[str, Any]]) -> None:
     response = client.post(f"/cds-services/{PATIENT_VIEW}", json=hook_request(observations=observations))
     assert response.status_code == 200, response.get_data(as_text=True)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(replacements=st.dictionaries(st.sampled_from(["hook", "hookInstance", "context", "prefetch", "fhirServer",
+                                                     "fhirAuthorization", "extension"]), JSON, min_size=1, max_size=3))
+def test_arbitrary_json_in_request_fields_is_a_clear_4xx_never_a_500(client: FlaskClient,
+                                                                     replacements: dict[str, Any]) -> None:
+    body = {**hook_request(observations=[]), **replacements}
+    response = client.post(f"/cds-services/{PATIENT_VIEW}", json=body)
+    assert response.status_code in (200, 400, 412), response.get_data(as_text=True)
+    if response.status_code != 200:
+        assert response.get_json()["issue"][0]["diagnostics"]
