@@ -1,0 +1,53 @@
+"""The store on PostgreSQL (127.0.0.1:5432, as on every development and CI machine), in a database of its own."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from cds_service.store import Store
+
+ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="module")
+def store() -> Iterator[Store]:
+    name = f"cds_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(ADMIN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc}")
+    admin.execute(f'CREATE DATABASE "{name}"')
+    store = Store(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
+    try:
+        yield store
+    finally:
+        store.engine.dispose()
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def test_cards_and_feedback_are_joined_on_postgresql(store: Store) -> None:
+    card = {"uuid": str(uuid.uuid4()), "indicator": "critical",
+            "extension": {"org.weakness-triage": {"rules": ["stroke-sign-facial-droop"],
+                                                  "findings": [{"id": "facial-droop"}]}}}
+    store.record_cards("svc", str(uuid.uuid4()), "pat-1", [card], ["emergency"], datetime.now(UTC))
+    issued = store.issued_card(card["uuid"])
+    assert issued is not None and issued.findings == ["facial-droop"] and issued.patient_hash != "pat-1"
+    feedback = [{"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": datetime.now(UTC),
+                 "overrideReason": {"reason": {"system": "urn:x", "code": "cds-not-applicable"}}}]
+    assert store.record_feedback("svc", feedback) == 1
+    assert [f.known_card for f in store.feedback_for(card["uuid"])] == [card["uuid"]]
+
+
+def test_a_token_id_is_claimed_once_even_under_concurrency(store: Store) -> None:
+    expires = int(datetime.now(UTC).timestamp()) + 300
+    jti = str(uuid.uuid4())
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: store.claim_token_id("https://ehr.example", jti, expires), range(8)))
+    assert results.count(True) == 1
