@@ -72,7 +72,7 @@ def check_answer(workload: charts.Workload, base_url: str) -> None:
         raise RuntimeError(f"{workload.id}: expected cards {workload.expect_indicators}, got {indicators}")
 
 
-def run_workload(workload: charts.Workload, service: servers.GunicornProcess, baseline: servers.GunicornProcess,
+def run_workload(workload: charts.Workload, service: servers.MeasuredGunicorn, baseline: servers.MeasuredGunicorn,
                  args: argparse.Namespace, tmp: Path, fhir_base: str | None = None) -> dict[str, Any]:
     """Baseline and service alternately, `args.rounds` times per concurrency, so that a burst of other load on the
     machine hits both; with fhir_base (W3), the FHIR server's own time is measured in the same rounds."""

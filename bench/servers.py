@@ -3,76 +3,15 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-from contextlib import closing
 from pathlib import Path
 
-import requests
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.fhir_server import free_port
+from tests.support.gunicorn_process import REPO, GunicornProcess
 
 
-class GunicornProcess:
-    """One gunicorn master (and its workers) in its own process group; stop() ends the whole group."""
-
-    def __init__(self, name: str, command: list[str], port: int, env: dict[str, str], log_path: Path) -> None:
-        self.name = name
-        self.command = command
-        self.port = port
-        self.env = env
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 30.0) -> GunicornProcess:
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(self.command, cwd=REPO, env=self.env, stdin=subprocess.DEVNULL,
-                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                if requests.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} not ready after {timeout:g} s:\n{self.log_tail()}")
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is None:
-            return
-        for sig, wait in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(process.pid, sig)  # start_new_session: the group id is the master's pid
-            except ProcessLookupError:
-                break
-            try:
-                process.wait(timeout=wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+class MeasuredGunicorn(GunicornProcess):
+    """A server under test whose workers' memory is read from /proc."""
 
     def worker_pids(self) -> list[int]:
         if self.process is None:
@@ -104,7 +43,7 @@ def _vm_hwm_mb(pid: int) -> float | None:
     return None
 
 
-def service(tmp: Path, workers: int, threads: int, extra_env: dict[str, str]) -> GunicornProcess:
+def service(tmp: Path, workers: int, threads: int, extra_env: dict[str, str]) -> MeasuredGunicorn:
     """The service as deployed: `python -m cds_service serve`, auth off, its own SQLite file."""
     port = free_port()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("CDS_")},
@@ -112,11 +51,11 @@ def service(tmp: Path, workers: int, threads: int, extra_env: dict[str, str]) ->
            "CDS_DATABASE_URL": f"sqlite:///{tmp / 'cds.db'}", **extra_env}
     command = [sys.executable, "-m", "cds_service", "serve", "--host", "127.0.0.1", "--port", str(port),
                "--workers", str(workers), "--threads", str(threads)]
-    return GunicornProcess("service", command, port, env, tmp / "service.log")
+    return MeasuredGunicorn("service", command, port, env, tmp / "service.log")
 
 
-def baseline(tmp: Path, workers: int, threads: int) -> GunicornProcess:
+def baseline(tmp: Path, workers: int, threads: int) -> MeasuredGunicorn:
     port = free_port()
     command = [sys.executable, str(REPO / "bench" / "baseline_server.py"), "--port", str(port),
                "--workers", str(workers), "--threads", str(threads)]
-    return GunicornProcess("baseline", command, port, dict(os.environ), tmp / "baseline.log")
+    return MeasuredGunicorn("baseline", command, port, dict(os.environ), tmp / "baseline.log")
