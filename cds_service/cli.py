@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cds_service.fhir_data import bundle_resources
 from cds_service.fhir_time import parse_fhir_datetime
 from cds_service.knowledge import Knowledge, load_knowledge
 from cds_service.settings import Settings, SettingsError, load_settings
@@ -102,13 +103,12 @@ def _read_input(path: Path) -> tuple[list[Any], str | None]:
     """Observations and patient id from a FHIR Bundle or a CDS Hooks request (prefetch values)."""
     body = json.loads(path.read_text(encoding="utf-8"))
     if body.get("resourceType") == "Bundle":
-        resources = [e["resource"] for e in body.get("entry", []) if isinstance(e, dict) and "resource" in e]
-        return resources, None
+        return bundle_resources(body), None
     if "context" in body:
-        resources = []
+        resources: list[Any] = []
         for value in (body.get("prefetch") or {}).values():
             if isinstance(value, dict) and value.get("resourceType") == "Bundle":
-                resources += [e["resource"] for e in value.get("entry", []) if "resource" in e]
+                resources += bundle_resources(value)
             elif isinstance(value, dict):
                 resources.append(value)
         return resources, body["context"].get("patientId")

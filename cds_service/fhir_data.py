@@ -55,7 +55,7 @@ def _precondition_failed(key: str, reason: str) -> ClientError:
                        where=f"prefetch.{key}", code="processing")
 
 
-def _bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+def bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
     resources = []
     for entry in bundle.get("entry") or []:
         if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
@@ -126,7 +126,7 @@ class PrefetchResolver:
 
     def _take(self, key: str, value: dict[str, Any], data: PatientData, access: FhirAccess, deadline: float) -> None:
         if value.get("resourceType") == "Bundle":
-            resources = _bundle_resources(value)
+            resources = bundle_resources(value)
             resources += self._follow_pages(key, value, access, deadline, data)
         else:
             resources = [value]
@@ -156,6 +156,6 @@ class PrefetchResolver:
             if not isinstance(page, dict) or page.get("resourceType") != "Bundle":
                 raise _precondition_failed(key, "next page is not a Bundle")
             data.pages_followed += 1
-            resources += _bundle_resources(page)
+            resources += bundle_resources(page)
             url = _next_link(page)
         return resources
