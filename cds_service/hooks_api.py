@@ -97,13 +97,12 @@ def call_service(service_id: str) -> Response:
     runtime.store.record_cards(service.id, hook_request["hookInstance"], patient_id, result.cards,
                                [d.tier.id for d in result.decisions], now)
     stats = result.stats
+    # One access-log line per call carries the counts, including Observations of other patients that were ignored.
     g.log_fields = {"service": service.id, "cards": [c["indicator"] for c in result.cards],
                     "observations": stats.received, "other_patient": stats.other_patient,
                     "ignored_status": stats.ignored_status, "not_relevant": stats.not_relevant,
                     "evaluated": stats.kept, "did_not_validate": stats.did_not_validate,
                     "fetched": data.fetched, "pages_followed": data.pages_followed}
-    if stats.other_patient:
-        log.info("ignored_other_patients_observations", extra={"count": stats.other_patient})
     return json_response(body)
 
 

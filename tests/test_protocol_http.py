@@ -114,6 +114,9 @@ def test_other_patients_observations_are_ignored(service: ServiceServer) -> None
     body = hook_request(observations=[droop(patient_id="someone-else")])
     response = post(service, f"/cds-services/{PATIENT_VIEW}", body)
     assert response.json() == {"cards": []}
+    request_id = response.headers["X-Request-Id"]
+    line = next(json.loads(text) for text in service.logs().splitlines() if request_id in text and "\"route\"" in text)
+    assert line["other_patient"] == 1 and "someone-else" not in service.logs()
 
 
 def test_a_request_with_an_extension_is_served(service: ServiceServer) -> None:
