@@ -1,7 +1,9 @@
-"""The baseline: a bare Flask app whose one POST route reads the hook request's JSON body and returns a fixed JSON.
+"""The baselines: bare Flask apps whose one POST route reads the hook request's JSON body and returns a fixed JSON.
 
-It parses the body with orjson (what the service uses), so "ratio to baseline" compares the service with the cheapest
-honest way to receive the same JSON under the same server settings.
+- `flask_app` reads the body the framework's own way, `request.get_json()`: the bare-framework baseline of issue 5
+  ("a bare Flask app ... whose one route reads the same JSON body"), against which the targets are judged.
+- `orjson_app` reads it with orjson, the parser the service uses: a stricter reference, reported next to it, that
+  leaves out what choosing a faster JSON library wins.
 """
 
 from __future__ import annotations
@@ -11,17 +13,24 @@ from flask import Flask, Response, abort, request
 
 FIXED = b'{"cards":[]}'
 
-app = Flask(__name__)
+
+def _app(parse: str) -> Flask:
+    app = Flask(f"baseline_{parse}")
+
+    @app.post("/cds-services/<service_id>")
+    def hook(service_id: str) -> Response:
+        body = request.get_json() if parse == "flask" else orjson.loads(request.get_data(cache=False))
+        if not isinstance(body, dict):
+            abort(400)
+        return Response(FIXED, mimetype="application/json")
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return Response(b'{"status":"ok"}', mimetype="application/json")
+
+    return app
 
 
-@app.post("/cds-services/<service_id>")
-def hook(service_id: str) -> Response:
-    body = orjson.loads(request.get_data(cache=False))
-    if not isinstance(body, dict):
-        abort(400)
-    return Response(FIXED, mimetype="application/json")
-
-
-@app.get("/healthz")
-def healthz() -> Response:
-    return Response(b'{"status":"ok"}', mimetype="application/json")
+flask_app = _app("flask")
+orjson_app = _app("orjson")
+APPS = {"flask": flask_app, "orjson": orjson_app}

@@ -1,4 +1,4 @@
-"""Run bench/baseline_app.py under the service's own gunicorn settings (cds_service.cli.gunicorn_options)."""
+"""Run one of bench/baseline_app.py's apps under the service's own gunicorn settings (cli.gunicorn_options)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def main() -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from gunicorn.app.base import BaseApplication
 
-    from bench.baseline_app import app
+    from bench.baseline_app import APPS
     from cds_service.cli import gunicorn_options
 
     parser = argparse.ArgumentParser(description=__doc__)
@@ -20,7 +20,9 @@ def main() -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, required=True)
     parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--parser", choices=sorted(APPS), default="flask")
     args = parser.parse_args()
+    app = APPS[args.parser]
     options = gunicorn_options(args.host, args.port, args.workers, args.threads)
 
     class Server(BaseApplication):  # type: ignore[misc]

@@ -54,8 +54,9 @@ def service(tmp: Path, workers: int, threads: int, extra_env: dict[str, str]) ->
     return MeasuredGunicorn("service", command, port, env, tmp / "service.log")
 
 
-def baseline(tmp: Path, workers: int, threads: int) -> MeasuredGunicorn:
+def baseline(tmp: Path, workers: int, threads: int, parser: str) -> MeasuredGunicorn:
+    """A baseline app of bench/baseline_app.py (`parser`: flask or orjson) under the service's gunicorn settings."""
     port = free_port()
     command = [sys.executable, str(REPO / "bench" / "baseline_server.py"), "--port", str(port),
-               "--workers", str(workers), "--threads", str(threads)]
-    return MeasuredGunicorn("baseline", command, port, dict(os.environ), tmp / "baseline.log")
+               "--workers", str(workers), "--threads", str(threads), "--parser", parser]
+    return MeasuredGunicorn(f"baseline-{parser}", command, port, dict(os.environ), tmp / f"baseline-{parser}.log")

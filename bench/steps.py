@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/steps.py [--repeat N]
 
-Prints one row per step (best of 5 batches, in ms) and the whole WSGI call of the service and of the baseline app
+Prints one row per step (best of 5 batches, in ms) and the whole WSGI call of the service and of the baseline apps
 (no HTTP server, no network), so the table shows what a change can win before a full `bench/run.py`.
 """
 
@@ -55,7 +55,7 @@ def wsgi_call(app: Any, path: str, body: bytes) -> Callable[[], object]:
 def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from bench import charts
-    from bench.baseline_app import app as baseline_app
+    from bench.baseline_app import flask_app, orjson_app
     from cds_service.app import create_app
     from cds_service.cards import render_cards
     from cds_service.cli import settle_heap
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         tiers = [d.tier.id for d in decisions]
         repeat = max(5, args.repeat // (10 if workload.observations > 500 else 1))
         steps: dict[str, Callable[[], object]] = {
-            "orjson.loads (the baseline's work)": lambda raw=raw: orjson.loads(raw),
+            "orjson.loads (the orjson app's work)": lambda raw=raw: orjson.loads(raw),
             "nesting_depth": lambda raw=raw: nesting_depth(raw),
             "hook request schema": lambda body=body: hook_schema.load(body),
             "pre-filter + facts (select)": lambda r=resources: select_observations(
@@ -107,21 +107,23 @@ def main(argv: list[str] | None = None) -> int:
                 validated(x.__class__(**{**x.__dict__, "validated": False})) for x in f if x.reference in s],
             "recognise + triage + render": lambda f=facts: render_cards(
                 triage(recognise(f, knowledge), knowledge, now), knowledge, settings.base_url, charts.PATIENT_ID, now),
-            "_check_response (marshmallow)": lambda c=cards: _check_response({"cards": c}),
+            "_check_response (marshmallow)": lambda c=cards: _check_response(runtime.response_check, {"cards": c}),
             "store.record_cards (SQLite commit)": lambda c=cards, t=tiers: store.record_cards(
                 "bench", "hook", charts.PATIENT_ID, [dict(x, uuid=str(uuid.uuid4())) for x in c], t, now),
             "whole WSGI call: service": wsgi_call(app, path, raw),
-            "whole WSGI call: baseline app": wsgi_call(baseline_app, path, raw),
+            "whole WSGI call: baseline (Flask get_json)": wsgi_call(flask_app, path, raw),
+            "whole WSGI call: orjson app": wsgi_call(orjson_app, path, raw),
         }
         rows[workload.id] = {name: best_ms(step, repeat) for name, step in steps.items()}
 
     ids = list(rows)
     names = list(next(iter(rows.values())))
-    print(f"{'step (ms, best of 5 batches)':<40}" + "".join(f"{i:>9}" for i in ids))
+    print(f"{'step (ms, best of 5 batches)':<46}" + "".join(f"{i:>9}" for i in ids))
     for name in names:
-        print(f"{name:<40}" + "".join(f"{rows[i][name]:>9.3f}" for i in ids))
-    ratios = [rows[i]["whole WSGI call: baseline app"] / rows[i]["whole WSGI call: service"] for i in ids]
-    print(f"{'in-process ratio baseline/service':<40}" + "".join(f"{r:>9.2f}" for r in ratios))
+        print(f"{name:<46}" + "".join(f"{rows[i][name]:>9.3f}" for i in ids))
+    for baseline in ("baseline (Flask get_json)", "orjson app"):
+        ratios = [rows[i][f"whole WSGI call: {baseline}"] / rows[i]["whole WSGI call: service"] for i in ids]
+        print(f"{'in-process ratio, ' + baseline:<46}" + "".join(f"{r:>9.2f}" for r in ratios))
     return 0
 
 

@@ -73,10 +73,31 @@ def _finding_entry(item: Evidence) -> dict[str, Any]:
     return entry
 
 
+TEMPLATE_FIELDS = ("indicator", "source", "links", "overrideReasons")  # fixed by template, guide and public URL
+
+
+def template_fields(template: CardTemplate, knowledge: Knowledge, base_url: str) -> dict[str, Any]:
+    """The fields of a card that its template, the guide and the public URL fix: the same on every call, so
+    response_check.py checks them against the schema once per worker."""
+    guide_url = f"{base_url}/guides/{knowledge.guide.id}"
+    source: dict[str, Any] = {"label": knowledge.source_label, "url": guide_url}
+    if knowledge.source_topic:
+        topic = knowledge.source_topic
+        source["topic"] = {"system": topic.system, "code": topic.code, "display": topic.display}
+    fields: dict[str, Any] = {
+        "indicator": template.indicator,
+        "source": source,
+        "links": [{"label": template.link_label, "url": f"{guide_url}#{template.link_section}", "type": "absolute"}],
+    }
+    if template.override_reasons:
+        fields["overrideReasons"] = [{"system": knowledge.override_reason_system, "code": code, "display": display}
+                                     for code, display in template.override_reasons]
+    return fields
+
+
 def render_card(decision: Decision, knowledge: Knowledge, base_url: str, patient_id: str,
                 now: datetime) -> dict[str, Any]:
     template: CardTemplate = knowledge.cards[decision.card]
-    guide_url = f"{base_url}/guides/{knowledge.guide.id}"
     window = describe_window(decision.tier.window)
     shown = decision.fired or [_as_fired(e) for e in decision.earlier]
     labels = [knowledge.findings[item.evidence.finding].label for item in shown]
@@ -90,30 +111,23 @@ def render_card(decision: Decision, knowledge: Knowledge, base_url: str, patient
     if rules:
         lines += ["", "Why: " + "; ".join(_rule_reason(rule) for rule in rules) + "."]
 
+    extension: dict[str, Any] = {
+        "rules": [rule.id for rule in rules],
+        "findings": [_finding_entry(item.evidence) for item in shown]
+        + [_finding_entry(e) for e in (decision.earlier if decision.fired else [])],
+    }
+    if not extension["rules"]:
+        del extension["rules"]
     card: dict[str, Any] = {
         "uuid": str(uuid.uuid4()),
         "summary": _summary(template.summary, labels),
         "detail": "\n".join(lines),
-        "indicator": template.indicator,
-        "source": {"label": knowledge.source_label, "url": guide_url},
-        "links": [{"label": template.link_label, "url": f"{guide_url}#{template.link_section}", "type": "absolute"}],
-        "extension": {EXTENSION_KEY: {
-            "rules": [rule.id for rule in rules],
-            "findings": [_finding_entry(item.evidence) for item in shown]
-            + [_finding_entry(e) for e in (decision.earlier if decision.fired else [])],
-        }},
+        **template_fields(template, knowledge, base_url),
+        "extension": {EXTENSION_KEY: extension},
     }
-    if knowledge.source_topic:
-        topic = knowledge.source_topic
-        card["source"]["topic"] = {"system": topic.system, "code": topic.code, "display": topic.display}
-    if template.override_reasons:
-        card["overrideReasons"] = [{"system": knowledge.override_reason_system, "code": code, "display": display}
-                                   for code, display in template.override_reasons]
     if template.suggestions:
         card["suggestions"] = [_suggestion(s, patient_id) for s in template.suggestions]
         card["selectionBehavior"] = "any"
-    if not card["extension"][EXTENSION_KEY]["rules"]:
-        del card["extension"][EXTENSION_KEY]["rules"]
     return card
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from cds_service.fhir_data import bundle_resources
 from cds_service.fhir_time import parse_fhir_datetime
 from cds_service.knowledge import Knowledge, load_knowledge
+from cds_service.response_check import InvalidTemplate, ResponseCheck
 from cds_service.settings import Settings, SettingsError, load_settings
 from cds_service.yaml_source import ContentError
 
@@ -69,7 +70,8 @@ def serve(args: argparse.Namespace) -> int:
 
     configure_logging()
     settings = load_settings()
-    load_knowledge(settings.content_dir, settings.cards_dir, settings.guide_id)  # fail fast, before forking
+    knowledge = load_knowledge(settings.content_dir, settings.cards_dir, settings.guide_id)  # fail fast, before forking
+    ResponseCheck(knowledge, settings.base_url)
     if settings.auth == "jwt" and settings.trusted_issuers_file is not None:
         from cds_service.trusted_issuers import load_trusted_issuers
 
@@ -163,6 +165,7 @@ def _as_text(cards: list[dict[str, Any]], knowledge: Knowledge) -> str:
 def check_content(_: argparse.Namespace) -> int:
     settings = load_settings({**os.environ, "CDS_AUTH": os.environ.get("CDS_AUTH", "off")})
     knowledge = load_knowledge(settings.content_dir, settings.cards_dir, settings.guide_id)
+    ResponseCheck(knowledge, settings.base_url)  # every template's fixed card fields are spec-true
     sys.stdout.write(f"content OK: guide '{knowledge.guide.id}', {len(knowledge.findings)} findings, "
                      f"{len(knowledge.scores)} scores, {len(knowledge.rules)} rules, {len(knowledge.cards)} card "
                      f"templates\n")
@@ -202,6 +205,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except (ContentError, SettingsError) as exc:
+    except (ContentError, InvalidTemplate, SettingsError) as exc:
         sys.stderr.write(f"cds-service: {exc}\n")
         return 2

@@ -14,20 +14,14 @@ from cds_service.fhir_data import FhirAccess
 from cds_service.fhir_time import parse_fhir_datetime
 from cds_service.json_body import json_response, read_json_object
 from cds_service.pipeline import evaluate
+from cds_service.response_check import ResponseCheck
 from cds_service.runtime import Runtime
-from cds_service.schemas import (
-    CardsResponseSchema,
-    FeedbackRequestSchema,
-    HookRequestSchema,
-    empty_values,
-    first_error,
-)
+from cds_service.schemas import FeedbackRequestSchema, HookRequestSchema, first_error
 from cds_service.service_registry import SERVICES, SERVICES_BY_ID, ServiceDefinition
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("cds_hooks", __name__)
 _hook_request = HookRequestSchema()
-_cards_response = CardsResponseSchema()
 _feedback_request = FeedbackRequestSchema()
 CLOCK_HEADER = "X-CDS-Evaluation-Time"
 
@@ -93,7 +87,7 @@ def call_service(service_id: str) -> Response:
     now = _now(runtime)
     result = evaluate(data.observations, patient_id, runtime.knowledge, now, runtime.settings.base_url)
     body: dict[str, Any] = {"cards": result.cards}
-    _check_response(body)
+    _check_response(runtime.response_check, body)
     runtime.store.record_cards(service.id, hook_request["hookInstance"], patient_id, result.cards,
                                [d.tier.id for d in result.decisions], now)
     stats = result.stats
@@ -106,12 +100,10 @@ def call_service(service_id: str) -> Response:
     return json_response(body)
 
 
-def _check_response(body: dict[str, Any]) -> None:
+def _check_response(check: ResponseCheck, body: dict[str, Any]) -> None:
     """Our own answer must be spec-true before it leaves; a failure here is our bug, never the client's."""
-    errors = _cards_response.validate(body)
-    empties = [path for path in empty_values(body) if path != "cards"]
-    if errors or empties:
-        log.error("invalid_response", extra={"schema_errors": str(errors)[:500], "empty_values": empties[:10]})
+    if problems := check.problems(body):
+        log.error("invalid_response", extra={"problems": [problem[:300] for problem in problems[:10]]})
         raise RuntimeError("the service built an invalid CDS Hooks response")
 
 

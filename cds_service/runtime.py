@@ -9,6 +9,7 @@ from cds_service.errors import ClientError
 from cds_service.fhir_client import FhirClient, FhirRequestLimits, is_allowed
 from cds_service.fhir_data import PrefetchResolver
 from cds_service.knowledge import Knowledge, load_knowledge
+from cds_service.response_check import ResponseCheck
 from cds_service.settings import Settings
 from cds_service.store import Store
 
@@ -20,6 +21,7 @@ class Runtime:
     store: Store
     resolver: PrefetchResolver
     authenticator: Authenticator
+    response_check: ResponseCheck
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -27,7 +29,8 @@ class Runtime:
         client = FhirClient(FhirRequestLimits(settings.fhir_timeout, settings.fhir_max_response_bytes,
                                               settings.allow_http_loopback))
         store = Store(settings.database_url, settings.patient_hash_key)
-        return cls(settings, knowledge, store, PrefetchResolver(client), Authenticator(settings, store))
+        return cls(settings, knowledge, store, PrefetchResolver(client), Authenticator(settings, store),
+                   ResponseCheck(knowledge, settings.base_url))
 
     def authorize_fhir_server(self, caller: Caller, fhir_server: str | None) -> None:
         """A verified issuer may only send the FHIR servers configured for it (403 otherwise)."""
