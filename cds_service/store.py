@@ -90,6 +90,7 @@ class UsedTokenId(Base):
 
 
 PRUNE_EVERY_SECONDS = 60.0
+_INSERT_ISSUED_CARDS = insert(IssuedCard)  # built once: building the statement was a third of record_cards
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -153,7 +154,7 @@ class Store:
         if not rows:
             return
         with self.engine.begin() as connection:
-            connection.execute(insert(IssuedCard), rows)
+            connection.execute(_INSERT_ISSUED_CARDS, rows)
 
     def record_feedback(self, service_id: str, items: list[dict[str, Any]]) -> int:
         """Store every item in one transaction; returns how many referred to a card this service issued."""
