@@ -23,6 +23,7 @@ from fhir.resources.R4B.observation import Observation as R4BObservation
 from pydantic import ValidationError
 
 from cds_service.fhir_time import parse_fhir_datetime
+from cds_service.json_depth import MAX_DEPTH, deeper_than
 from cds_service.knowledge import Key, Knowledge
 
 
@@ -159,6 +160,8 @@ def _interpretation(raw: dict[str, Any]) -> frozenset[str]:
 
 def _validation_problem(raw: dict[str, Any]) -> str | None:
     """The first validation problem as `element: kind` (never the element's value: it may be patient data)."""
+    if deeper_than(raw):
+        return f"(resource): nested deeper than {MAX_DEPTH} levels"
     try:
         R4BObservation.model_validate(raw)
     except ValidationError as exc:

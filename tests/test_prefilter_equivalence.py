@@ -5,7 +5,7 @@
    qualifier components, matching free text) with unrelated LOINC codes and texts, evaluate(prefilter=True) gives the
    same cards as the reference path evaluate(prefilter=False), which validates and evaluates every Observation; and
    every Observation the pre-filter skips yields no evidence at all, so it could not have changed the result.
-2. json_body.nesting_depth (a byte-level count) equals the depth of the parsed JSON.
+2. json_depth.nesting_depth (a byte-level count) equals the depth of the parsed JSON.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cds_service.findings import evidence_from
-from cds_service.json_body import nesting_depth
+from cds_service.json_depth import deeper_than, nesting_depth
 from cds_service.knowledge import Key, Knowledge, load_knowledge
 from cds_service.observations import is_relevant, to_fact
 from cds_service.pipeline import evaluate
@@ -212,3 +212,14 @@ def test_nesting_depth_stops_counting_past_the_limit() -> None:
         node = node["a"]
     assert nesting_depth(orjson.dumps(deep), 64) == 65
     assert nesting_depth(b'["[[[[", "\\"]]]", {"k": [[]]}]', 64) == 4
+
+
+def test_deeper_than_guards_fhir_resources_validation_at_64_levels_and_beyond_orjsons_own_limit() -> None:
+    def nested(levels: int) -> dict[str, Any]:
+        value: dict[str, Any] = {}
+        for _ in range(levels - 1):
+            value = {"a": value}
+        return value
+
+    assert deeper_than(nested(64)) is False and deeper_than(nested(65)) is True
+    assert deeper_than(nested(400)) is True  # orjson.dumps refuses past 254 levels: still "too deep"

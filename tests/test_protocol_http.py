@@ -235,13 +235,26 @@ def test_a_body_that_is_not_json_is_415(service: ServiceServer) -> None:
     assert_operation_outcome(response, 415)
 
 
-def test_deeply_nested_json_is_400_not_500(service: ServiceServer) -> None:
-    body = {"hook": "patient-view", "extension": {}}
-    node = body["extension"]
-    for _ in range(200):
-        node["a"] = {}
-        node = node["a"]
-    assert_operation_outcome(post(service, f"/cds-services/{PATIENT_VIEW}", body), 400)
+def test_json_nested_beyond_the_parser_limit_is_400_naming_depth(service: ServiceServer) -> None:
+    body = b'{"hook": "patient-view", "extension": ' + b"[" * 1100 + b"]" * 1100 + b"}"
+    response = requests.post(f"{service.base_url}/cds-services/{PATIENT_VIEW}", data=body,
+                             headers={"Content-Type": "application/json"}, timeout=5)
+    assert_operation_outcome(response, 400)
+    assert "depth" in response.json()["issue"][0]["diagnostics"]
+
+
+def test_a_shown_observation_nested_too_deeply_to_validate_is_still_shown_and_flagged(service: ServiceServer) -> None:
+    """fhir.resources recurses (RecursionError ~300 levels down): the depth guard in front of it turns that into the
+    card's did-not-validate flag, never a 500 and never a dropped emergency sign."""
+    nested: dict[str, Any] = {"url": "http://example.org/x", "valueString": "v"}
+    for _ in range(300):
+        nested = {"url": "http://example.org/x", "extension": [nested]}
+    response = post(service, f"/cds-services/{PATIENT_VIEW}",
+                    hook_request(observations=[droop(extension=[nested])]))
+    assert response.status_code == 200
+    card = response.json()["cards"][0]
+    assert card["indicator"] == "critical"
+    assert card["extension"]["org.weakness-triage"]["findings"][0]["flags"] == ["did-not-validate"]
 
 
 def test_unknown_path_is_404_operation_outcome(service: ServiceServer) -> None:
