@@ -61,7 +61,6 @@ def main(argv: list[str] | None = None) -> int:
     from cds_service.cli import settle_heap
     from cds_service.findings import recognise
     from cds_service.hooks_api import _check_response
-    from cds_service.json_body import nesting_depth
     from cds_service.logging_setup import configure_logging
     from cds_service.observations import select_observations, validated
     from cds_service.pipeline import shown_references
@@ -99,11 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         repeat = max(5, args.repeat // (10 if workload.observations > 500 else 1))
         steps: dict[str, Callable[[], object]] = {
             "orjson.loads (the orjson app's work)": lambda raw=raw: orjson.loads(raw),
-            "nesting_depth": lambda raw=raw: nesting_depth(raw),
             "hook request schema": lambda body=body: hook_schema.load(body),
             "pre-filter + facts (select)": lambda r=resources: select_observations(
                 r, charts.PATIENT_ID, knowledge, validate=False),
-            "fhir.resources validation of shown": lambda f=facts, s=shown: [
+            "depth guard + fhir.resources validation of shown": lambda f=facts, s=shown: [
                 validated(x.__class__(**{**x.__dict__, "validated": False})) for x in f if x.reference in s],
             "recognise + triage + render": lambda f=facts: render_cards(
                 triage(recognise(f, knowledge), knowledge, now), knowledge, settings.base_url, charts.PATIENT_ID, now),

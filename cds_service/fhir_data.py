@@ -56,13 +56,15 @@ def _precondition_failed(key: str, reason: str) -> ClientError:
 
 
 def bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    """The entries' resources, except search entries whose mode is "outcome" (or anything but match/include)."""
+    entries = bundle.get("entry")
     resources = []
-    for entry in bundle.get("entry") or []:
-        if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
-            continue
-        mode = (entry.get("search") or {}).get("mode") if isinstance(entry.get("search"), dict) else None
-        if mode in (None, "match", "include"):
-            resources.append(entry["resource"])
+    for entry in entries if isinstance(entries, list) else ():
+        if isinstance(entry, dict):
+            resource, search = entry.get("resource"), entry.get("search")
+            if isinstance(resource, dict) and (not isinstance(search, dict)
+                                               or search.get("mode") in (None, "match", "include")):
+                resources.append(resource)
     return resources
 
 

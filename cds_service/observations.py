@@ -202,29 +202,36 @@ def validated(fact: ObservationFact) -> ObservationFact:
     return dataclasses.replace(fact, validation_error=_validation_problem(fact.source), validated=True)
 
 
-TEXT_CACHE_SIZE = 16384  # distinct (pattern, text) results kept per worker; the cache starts over when full
+TEXT_CACHE_SIZE = 16384  # distinct texts whose result is kept per worker and pattern; starts over when full
 TEXT_CACHE_MAX_LENGTH = 200  # longer texts (free text, rare) are searched every time and never kept
-_text_cache: dict[tuple[str, int, str], bool] = {}
+_text_caches: dict[tuple[str, int], dict[str, bool]] = {}
 
 
-def _text_matches(pattern: re.Pattern[str], text: str) -> bool:
-    """pattern.search(text), remembered per worker: code displays repeat across charts (a few hundred distinct
-    LOINC/SNOMED displays make up most charts) and the combined text pattern costs ~50 us per search.
+class _TextMatcher:
+    """pattern.search(text) is not None, remembered per worker: code displays repeat across charts (a few hundred
+    distinct LOINC/SNOMED displays make up most charts) and the combined text pattern costs ~50 us per search.
 
-    Keyed by the pattern's source (its str hash is cached), not the compiled pattern, whose hash walks its code.
+    The cache is keyed by the pattern's source and flags (a compiled pattern's hash walks its whole program).
     """
-    if len(text) > TEXT_CACHE_MAX_LENGTH:
-        return pattern.search(text) is not None
-    key = (pattern.pattern, pattern.flags, text)
-    found = _text_cache.get(key)
-    if found is None:
-        if len(_text_cache) >= TEXT_CACHE_SIZE:
-            _text_cache.clear()
-        found = _text_cache[key] = pattern.search(text) is not None
-    return found
+
+    __slots__ = ("pattern", "results")
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+        self.results = _text_caches.setdefault((pattern.pattern, pattern.flags), {})
+
+    def matches(self, text: str) -> bool:
+        found = self.results.get(text)
+        if found is None:
+            found = self.pattern.search(text) is not None
+            if len(text) <= TEXT_CACHE_MAX_LENGTH:
+                if len(self.results) >= TEXT_CACHE_SIZE:
+                    self.results.clear()
+                self.results[text] = found
+        return found
 
 
-def _concept_is_relevant(raw: Any, knowledge: Knowledge) -> bool:
+def _concept_is_relevant(raw: Any, relevant: frozenset[Key], texts: _TextMatcher | None) -> bool:
     """Could findings.py recognise this CodeableConcept, by a coding or by its text or a display?
 
     Written out as plain loops: it runs for every Observation received (~1 us each).
@@ -233,25 +240,38 @@ def _concept_is_relevant(raw: Any, knowledge: Knowledge) -> bool:
         return False
     codings = raw.get("coding")
     if not isinstance(codings, list):
-        codings = []
-    relevant = knowledge.relevant_codes
+        codings = ()
     for coding in codings:
         if isinstance(coding, dict):
             system, code = coding.get("system"), coding.get("code")
             if isinstance(system, str) and isinstance(code, str) and (system, code) in relevant:
                 return True
-    pattern = knowledge.text_pattern
-    if pattern is None:
+    if texts is None:
         return False
     text = raw.get("text")
-    if isinstance(text, str) and text and _text_matches(pattern, text):
+    if isinstance(text, str) and text and texts.matches(text):
         return True
     for coding in codings:
         if isinstance(coding, dict):
             display = coding.get("display")
-            if isinstance(display, str) and display and _text_matches(pattern, display):
+            if isinstance(display, str) and display and texts.matches(display):
                 return True
     return False
+
+
+def _observation_is_relevant(raw: dict[str, Any], relevant: frozenset[Key], texts: _TextMatcher | None) -> bool:
+    if _concept_is_relevant(raw.get("code"), relevant, texts):
+        return True
+    components = raw.get("component")
+    if isinstance(components, list):
+        for component in components:
+            if isinstance(component, dict) and _concept_is_relevant(component.get("code"), relevant, texts):
+                return True
+    return False
+
+
+def _text_matcher(knowledge: Knowledge) -> _TextMatcher | None:
+    return _TextMatcher(knowledge.text_pattern) if knowledge.text_pattern is not None else None
 
 
 def is_relevant(raw: dict[str, Any], knowledge: Knowledge) -> bool:
@@ -260,10 +280,7 @@ def is_relevant(raw: dict[str, Any], knowledge: Knowledge) -> bool:
     findings.py reads findings from Observation.code and from each component.code (a Symptoms-IG "Symptom"
     Observation's value only counts when its code is one of the relevant Symptom codes), by coding and by text.
     """
-    if _concept_is_relevant(raw.get("code"), knowledge):
-        return True
-    return any(_concept_is_relevant(_dict(component).get("code"), knowledge)
-               for component in _list(raw.get("component")))
+    return _observation_is_relevant(raw, knowledge.relevant_codes, _text_matcher(knowledge))
 
 
 def select_observations(resources: Iterable[Any], patient_id: str, knowledge: Knowledge, *, prefilter: bool = True,
@@ -276,6 +293,7 @@ def select_observations(resources: Iterable[Any], patient_id: str, knowledge: Kn
     ignored = knowledge.recognition.ignored_statuses
     facts: list[ObservationFact] = []
     own, own_suffix = f"Patient/{patient_id}", f"/Patient/{patient_id}"
+    relevant, texts = knowledge.relevant_codes, _text_matcher(knowledge)
     for index, raw in enumerate(resources):
         if not isinstance(raw, dict) or raw.get("resourceType") != "Observation":
             continue
@@ -288,7 +306,7 @@ def select_observations(resources: Iterable[Any], patient_id: str, knowledge: Kn
         if _str(raw.get("status")) in ignored:
             stats.ignored_status += 1
             continue
-        if prefilter and not is_relevant(raw, knowledge):
+        if prefilter and not _observation_is_relevant(raw, relevant, texts):
             stats.not_relevant += 1
             continue
         reference = f"Observation/{raw['id']}" if _str(raw.get("id")) else f"Observation (entry {index + 1})"
