@@ -32,9 +32,9 @@ from cds_service.cli import gunicorn_options, worker_counts
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SERVICE_PATH = "/cds-services/weakness-triage-patient-view"
-# The two queries the service makes in W3 (cds_service/service_registry.py PREFETCH), sent straight to the FHIR server.
-FHIR_PATHS = {"patient": f"/Patient/{charts.PATIENT_ID}",
-              "observations": f"/Observation?patient={charts.PATIENT_ID}&_sort=-date&_count=100"}
+# The query the service makes in W3 (the Observations prefetch of cds_service/service_registry.py; the optional
+# Patient is not fetched), sent straight to the FHIR server.
+FHIR_PATHS = {"observations": f"/Observation?patient={charts.PATIENT_ID}&_sort=-date&_count=100"}
 TARGETS = {"W1": {"min_ratio_c16": 0.5, "max_p99_ms": 20.0}, "W2": {"min_ratio_c16": 0.4, "max_p99_ms": 60.0},
            "W3": {"max_added_p50_ms": 3.0}, "memory": {"max_worker_peak_rss_mb": 150.0}}
 
@@ -142,7 +142,7 @@ def table(results: list[dict[str, Any]]) -> str:
         if "fhir_direct" in item:
             c1 = item["runs"][0]["service"]
             lines.append(f"{'':<9}W3 added time at c1: service p50 {c1['p50_ms']:.2f} ms - FHIR server's own p50 "
-                         f"{item['fhir_direct']['p50_sum_ms']:.2f} ms (Patient + Observation search) = "
+                         f"{item['fhir_direct']['p50_sum_ms']:.2f} ms ({' + '.join(FHIR_PATHS)}) = "
                          f"{item['added_p50_ms']:.2f} ms")
     return "\n".join(lines)
 

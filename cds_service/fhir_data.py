@@ -1,8 +1,9 @@
 """Prefetch resolution: use what the EHR sent, fetch what it did not, and say 412 when data cannot be had.
 
 Per prefetch key (CDS Hooks 2.0.1): present -> use it (a Bundle's `next` pages are fetched with the bearer
-token); null -> the EHR has no data; omitted or an OperationOutcome -> fetch it from fhirServer, but only when
-fhirServer starts with an allowed prefix. A required key still missing -> 412.
+token); null -> the EHR has no data; omitted or an OperationOutcome -> for a key the triage needs (REQUIRED_PREFETCH:
+the Observations), fetch it from fhirServer, but only when fhirServer starts with an allowed prefix, and 412 when it
+cannot be had; an optional key (the Patient, only checked against context.patientId when sent) is not fetched.
 """
 
 from __future__ import annotations
@@ -88,9 +89,9 @@ class PrefetchResolver:
             if value is None:
                 continue  # the EHR says: no data
             if value is ... or (isinstance(value, dict) and value.get("resourceType") == "OperationOutcome"):
+                if key not in REQUIRED_PREFETCH:
+                    continue  # used when sent (the Patient: an identity check), never worth a round trip
                 value = self._fetch(key, render_template(template, context), access, deadline)
-                if value is None:
-                    continue
                 data.fetched.append(key)
             if not isinstance(value, dict):
                 raise ClientError(400, f"prefetch '{key}' must be a FHIR resource, a Bundle or null",
@@ -98,32 +99,21 @@ class PrefetchResolver:
             self._take(key, value, data, access, deadline)
         return data
 
-    def _fetch(self, key: str, relative_url: str, access: FhirAccess, deadline: float) -> dict[str, Any] | None:
-        required = key in REQUIRED_PREFETCH
+    def _fetch(self, key: str, relative_url: str, access: FhirAccess, deadline: float) -> dict[str, Any]:
         if not access.server:
-            if required:
-                raise _precondition_failed(key, "no fhirServer in the request")
-            return None
+            raise _precondition_failed(key, "no fhirServer in the request")
         if not is_allowed(access.server, access.allowed_prefixes):
-            if required:
-                raise _precondition_failed(key, "fhirServer is not on this service's allowed list")
-            return None
+            raise _precondition_failed(key, "fhirServer is not on this service's allowed list")
         url = f"{access.server.rstrip('/')}/{relative_url}"
         if not is_allowed(url, access.allowed_prefixes):  # e.g. a patientId of ".." must not climb out
-            if required:
-                raise _precondition_failed(key, "the prefetch URL leaves the allowed FHIR server")
-            return None
+            raise _precondition_failed(key, "the prefetch URL leaves the allowed FHIR server")
         try:
             result = self.client.get_json(url, token=access.token, deadline=deadline)
         except FhirUnavailable as exc:
             log.warning("fhir_fetch_failed", extra={"prefetch_key": key, "reason": str(exc)})
-            if required:
-                raise _precondition_failed(key, str(exc)) from exc
-            return None
+            raise _precondition_failed(key, str(exc)) from exc
         if not isinstance(result, dict):
-            if required:
-                raise _precondition_failed(key, "the FHIR server did not return a resource")
-            return None
+            raise _precondition_failed(key, "the FHIR server did not return a resource")
         return result
 
     def _take(self, key: str, value: dict[str, Any], data: PatientData, access: FhirAccess, deadline: float) -> None:

@@ -13,8 +13,8 @@ PREFETCH: dict[str, str] = {
 }
 REQUIRED_PREFETCH = frozenset({"observations"})
 
-USAGE = ("Send the prefetch as declared, or fhirServer with fhirAuthorization (scope patient/Observation.read "
-         "patient/Patient.read) so the service can fetch it. Calls must carry a JWT from a trusted issuer.")
+USAGE = ("Send the prefetch as declared, or fhirServer with fhirAuthorization (scope patient/Observation.read) "
+         "so the service can fetch the Observations. Calls must carry a JWT from a trusted issuer.")
 
 
 @dataclass(frozen=True)
