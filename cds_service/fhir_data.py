@@ -29,6 +29,7 @@ class PatientData:
     observations: list[dict[str, Any]] = field(default_factory=list)
     fetched: list[str] = field(default_factory=list)  # prefetch keys we had to fetch ourselves
     pages_followed: int = 0
+    fhir_ms: float = 0.0  # time spent in calls to the FHIR server (the access log reports it)
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class PrefetchResolver:
             if value is ... or (isinstance(value, dict) and value.get("resourceType") == "OperationOutcome"):
                 if key not in REQUIRED_PREFETCH:
                     continue  # used when sent (the Patient: an identity check), never worth a round trip
-                value = self._fetch(key, render_template(template, context), access, deadline)
+                value = self._fetch(key, render_template(template, context), access, deadline, data)
                 data.fetched.append(key)
             if not isinstance(value, dict):
                 raise ClientError(400, f"prefetch '{key}' must be a FHIR resource, a Bundle or null",
@@ -99,7 +100,15 @@ class PrefetchResolver:
             self._take(key, value, data, access, deadline)
         return data
 
-    def _fetch(self, key: str, relative_url: str, access: FhirAccess, deadline: float) -> dict[str, Any]:
+    def _get_json(self, url: str, access: FhirAccess, deadline: float, data: PatientData) -> Any:
+        started = time.perf_counter()
+        try:
+            return self.client.get_json(url, token=access.token, deadline=deadline)
+        finally:
+            data.fhir_ms += (time.perf_counter() - started) * 1000
+
+    def _fetch(self, key: str, relative_url: str, access: FhirAccess, deadline: float,
+               data: PatientData) -> dict[str, Any]:
         if not access.server:
             raise _precondition_failed(key, "no fhirServer in the request")
         if not is_allowed(access.server, access.allowed_prefixes):
@@ -108,7 +117,7 @@ class PrefetchResolver:
         if not is_allowed(url, access.allowed_prefixes):  # e.g. a patientId of ".." must not climb out
             raise _precondition_failed(key, "the prefetch URL leaves the allowed FHIR server")
         try:
-            result = self.client.get_json(url, token=access.token, deadline=deadline)
+            result = self._get_json(url, access, deadline, data)
         except FhirUnavailable as exc:
             log.warning("fhir_fetch_failed", extra={"prefetch_key": key, "reason": str(exc)})
             raise _precondition_failed(key, str(exc)) from exc
@@ -142,7 +151,7 @@ class PrefetchResolver:
             if first_origin is None or origin(url) != first_origin or not is_allowed(url, access.allowed_prefixes):
                 raise _precondition_failed(key, "a next page link points outside the allowed FHIR server")
             try:
-                page = self.client.get_json(url, token=access.token, deadline=deadline)
+                page = self._get_json(url, access, deadline, data)
             except FhirUnavailable as exc:
                 raise _precondition_failed(key, f"next page: {exc}") from exc
             if not isinstance(page, dict) or page.get("resourceType") != "Bundle":

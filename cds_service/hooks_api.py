@@ -96,7 +96,7 @@ def call_service(service_id: str) -> Response:
                     "observations": stats.received, "other_patient": stats.other_patient,
                     "ignored_status": stats.ignored_status, "not_relevant": stats.not_relevant,
                     "evaluated": stats.kept, "did_not_validate": stats.did_not_validate,
-                    "fetched": data.fetched, "pages_followed": data.pages_followed}
+                    "fetched": data.fetched, "pages_followed": data.pages_followed, "fhir_ms": round(data.fhir_ms, 2)}
     return json_response(body)
 
 

@@ -6,6 +6,7 @@ what a real server will not do (exact URL/token recording, slowness, failures, h
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -93,6 +94,9 @@ def test_without_prefetch_the_service_fetches_and_pages_through_the_fhir_server(
     assert len(searches) == 2, searches  # 150 Observations, 100 a page: the droop was on page two
     assert searches[0]["url"].startswith(f"/fhir/Observation?patient={PATIENT}&_sort=-date&_count=100")
     assert all(r["authorization"].startswith("Bearer") for r in searches)
+    request_id = response.headers["X-Request-Id"]
+    line = next(json.loads(text) for text in service.logs().splitlines() if request_id in text and '"route"' in text)
+    assert line["fetched"] == ["observations"] and line["pages_followed"] == 1 and line["fhir_ms"] > 0
 
 
 def test_operation_outcome_in_prefetch_means_fetch_that_key(service: ServiceServer, fhir: FhirServer) -> None:
