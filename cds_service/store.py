@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import threading
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -32,8 +31,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 
@@ -118,7 +117,6 @@ class Store:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._hash_key = (patient_hash_key or self._stored_secret("patient_hash_key")).encode()
         self._next_prune = 0.0
-        self._per_thread = threading.local()
 
     def _stored_secret(self, name: str) -> str:
         with self.sessions() as session:
@@ -155,22 +153,8 @@ class Store:
                          "patient_hash": patient_hash, "issued_at": now})
         if not rows:
             return
-        connection = self._card_writer()
-        try:
-            with connection.begin():
-                connection.execute(_INSERT_ISSUED_CARDS, rows)
-        except DBAPIError:
-            self._per_thread.card_writer = None  # a broken connection is not kept: the next call takes a fresh one
-            connection.close()
-            raise
-
-    def _card_writer(self) -> Connection:
-        """This thread's connection for card rows, kept between hook calls: taking one from the pool and handing
-        it back (with its reset) on every call cost as much as the INSERT itself."""
-        connection: Connection | None = getattr(self._per_thread, "card_writer", None)
-        if connection is None or connection.closed or connection.invalidated:
-            connection = self._per_thread.card_writer = self.engine.connect()
-        return connection
+        with self.engine.begin() as connection:  # from the pool: pre-pinged on PostgreSQL, so a restart costs no call
+            connection.execute(_INSERT_ISSUED_CARDS, rows)
 
     def record_feedback(self, service_id: str, items: list[dict[str, Any]]) -> int:
         """Store every item in one transaction; returns how many referred to a card this service issued."""
