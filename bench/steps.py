@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                 validated(x.__class__(**{**x.__dict__, "validated": False})) for x in f if x.reference in s],
             "recognise + triage + render": lambda f=facts: render_cards(
                 triage(recognise(f, knowledge), knowledge, now), knowledge, settings.base_url, charts.PATIENT_ID, now),
-            "_check_response (marshmallow)": lambda c=cards: _check_response(runtime.response_check, {"cards": c}),
+            "response check (split)": lambda c=cards: _check_response(runtime.response_check, {"cards": c}),
             "store.record_cards (SQLite commit)": lambda c=cards, t=tiers: store.record_cards(
                 "bench", "hook", charts.PATIENT_ID, [dict(x, uuid=str(uuid.uuid4())) for x in c], t, now),
             "whole WSGI call: service": wsgi_call(app, path, raw),
