@@ -31,7 +31,10 @@ def markdown(report: dict[str, Any]) -> str:
             queries = " + ".join(key for key in item["fhir_direct"] if key != "p50_sum_ms")
             lines.append(f"\nW3 added time at concurrency 1: service p50 {c1['p50_ms']:.2f} ms − FHIR server's own "
                          f"p50 {item['fhir_direct']['p50_sum_ms']:.2f} ms (queries: {queries}, sent straight to it "
-                         f"with wrk in the same rounds) = **{item['added_p50_ms']:.2f} ms**.")
+                         f"with wrk in the same rounds) = **{item['added_p50_ms']:.2f} ms**. The baselines, which only "
+                         f"fetch and parse the same Bundle: Flask {item['baseline_added_p50_ms']:.2f} ms, orjson app "
+                         f"{item['baseline_orjson_added_p50_ms']:.2f} ms; the service beyond the Flask baseline: "
+                         f"{item['added_p50_ms'] - item['baseline_added_p50_ms']:.2f} ms.")
     machine = report["machine"]
     server = report["server"]
     lines.append(f"\nMachine: {machine['nproc']} × {machine['cpu_model']}, Python {machine['python']}, Linux "
