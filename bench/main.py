@@ -1,11 +1,11 @@
 """The benchmark of issue 5: the service as deployed against a bare Flask baseline, same server settings, wrk.
 
-Starts (on 127.0.0.1 only) a sekmet FHIR server for W3, the two baseline apps (Flask's own JSON reading, the target's
-baseline; orjson, a stricter reference; in W3 both fetch the same Observations from the FHIR server) and the
-service, checks that each workload gets the expected cards, then drives the baselines and the service alternately
-with wrk at concurrency 1 and 16 and prints requests/s, latency percentiles, the ratios to the baselines measured in
-the same run with the same body, and the peak RSS of the service's workers. Everything it started is stopped on
-exit, Ctrl-C or error.
+Starts on 127.0.0.1 only: W3's FHIR server (sekmet's recorded answers, replayed by bench/fhir_replay.py), the two
+baseline apps (Flask's own JSON reading, the target's baseline; orjson, a stricter reference; in W3 both fetch the
+same Observations from the FHIR server) and the service. Checks that each workload gets the expected cards, then
+drives the baselines and the service alternately with wrk at concurrency 1 and 16 and prints requests/s, latency
+percentiles, the ratios to the baselines measured in the same run with the same body, and the peak RSS of the
+service's workers. Everything it started is stopped on exit, Ctrl-C or error.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 import requests
 
-from bench import charts, servers, wrk
+from bench import charts, fhir_replay, servers, wrk
 from bench.baseline_app import OBSERVATIONS_QUERY
 from cds_service.cli import gunicorn_options, worker_counts
 
@@ -188,6 +188,30 @@ def verdicts(results: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def start_fhir_server(kind: str, now: datetime, tmp: Path, stack: ExitStack) -> str:
+    """W3's FHIR server: sekmet holding W1's chart, or (the default) a replay of its recorded answers; its base URL."""
+    from tests.support.fhir_server import FhirServer
+
+    log("starting the sekmet FHIR server for W3")
+    fhir = FhirServer()
+    fhir.start()
+    fhir.load(charts.w3_resources(now))
+    if kind == "sekmet":
+        stack.callback(fhir.stop)
+        return fhir.base_url
+    try:
+        recording = fhir_replay.record(fhir.base_url, list(FHIR_PATHS.values()))
+    finally:
+        fhir.stop()
+    recording_path = tmp / "fhir-recording.json"
+    recording_path.write_text(json.dumps(recording))
+    replay = servers.fhir_replay(tmp, recording_path)
+    stack.callback(replay.stop)
+    replay.start()
+    log(f"W3's FHIR server: sekmet's recorded answers, replayed at {replay.base_url}/fhir")
+    return replay.base_url + "/fhir"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -199,6 +223,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=16, help="the high concurrency (default 16)")
     parser.add_argument("--workers", type=int, default=0, help="gunicorn workers (default: as `serve` picks)")
     parser.add_argument("--threads", type=int, default=0, help="threads per worker (default: as `serve` picks)")
+    parser.add_argument("--fhir-server", choices=("replay", "sekmet"), default="replay",
+                        help="W3's FHIR server: sekmet's recorded answers replayed by a server that costs our CPU "
+                             "almost nothing (default), or sekmet itself")
     parser.add_argument("--only", default="", help="comma-separated workloads, e.g. W1,W3 (default: all)")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where to write the JSON")
     args = parser.parse_args(argv)
@@ -233,13 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         fhir_base: str | None = None
         if wanted("W3"):
-            sys.path.insert(0, str(servers.REPO))
-            from tests.support.fhir_server import FhirServer
-
-            log("starting the sekmet FHIR server for W3")
-            fhir = stack.enter_context(FhirServer())
-            fhir.load(charts.w3_resources(now))
-            fhir_base = fhir.base_url
+            fhir_base = start_fhir_server(args.fhir_server, now, tmp, stack)
         extra = {"CDS_ALLOWED_FHIR_SERVERS": fhir_base, "CDS_ALLOW_HTTP_LOOPBACK": "1"} if fhir_base else {}
         log(f"starting service and baseline: {workers} workers x {threads} threads "
             f"({gunicorn_options('127.0.0.1', 0, workers, threads)['worker_class']})")
@@ -267,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         "server": {"workers": workers, "threads": threads,
                    "worker_class": gunicorn_options("127.0.0.1", 0, workers, threads)["worker_class"]},
         "load_generator": "wrk 1 thread, keep-alive connections",
+        "w3_fhir_server": args.fhir_server,
         "duration_s": args.duration, "warmup_s": args.warmup, "rounds": args.rounds,
         "connections": [1, args.connections], "load_average_before": load_before,
         "workloads": results, "targets": TARGETS, "verdicts": verdicts(results),

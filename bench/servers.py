@@ -60,3 +60,11 @@ def baseline(tmp: Path, workers: int, threads: int, parser: str) -> MeasuredGuni
     command = [sys.executable, str(REPO / "bench" / "baseline_server.py"), "--port", str(port),
                "--workers", str(workers), "--threads", str(threads), "--parser", parser]
     return MeasuredGunicorn(f"baseline-{parser}", command, port, dict(os.environ), tmp / f"baseline-{parser}.log")
+
+
+def fhir_replay(tmp: Path, recording: Path) -> MeasuredGunicorn:
+    """bench/fhir_replay.py serving `recording` (W3's FHIR server)."""
+    port = free_port()
+    command = [sys.executable, str(REPO / "bench" / "fhir_replay.py"), "--port", str(port), "--recording",
+               str(recording)]
+    return MeasuredGunicorn("fhir-replay", command, port, dict(os.environ), tmp / "fhir-replay.log")
