@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 import requests
+import urllib3
 
 from cds_service.url_policy import is_allowed, origin, scheme_problem
 
@@ -41,6 +42,28 @@ class FhirClient:
             self._local.session = session
         return session
 
+    def _read_body(self, raw: urllib3.HTTPResponse, deadline: float) -> bytearray:
+        """The (decoded) body, read as it arrives, before `deadline`.
+
+        read1 returns whatever one socket read brings, and each read may wait only until the deadline: a server that
+        drips its answer a byte at a time is cut off at the deadline. (A read of a fixed-size chunk waits for the
+        whole chunk: a drip held a sync worker until gunicorn's 30 s timeout killed it.)
+        """
+        sock = getattr(raw.connection, "sock", None)
+        body = bytearray()
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise FhirUnavailable("FHIR server too slow (deadline passed while reading)")
+            if sock is not None:
+                sock.settimeout(left)
+            chunk = raw.read1(CHUNK, decode_content=True)
+            if not chunk:
+                return body
+            body += chunk
+            if len(body) > self.limits.max_bytes:
+                raise FhirUnavailable(f"FHIR response larger than {self.limits.max_bytes} bytes")
+
     def get_json(self, url: str, *, token: str | None, deadline: float) -> Any:
         """GET url as FHIR JSON before `deadline` (time.monotonic()); raises FhirUnavailable."""
         remaining = deadline - time.monotonic()
@@ -57,16 +80,10 @@ class FhirClient:
                                      allow_redirects=False) as response:
                 if response.status_code != 200:
                     raise FhirUnavailable(f"FHIR server answered HTTP {response.status_code}")
-                body = bytearray()
-                for chunk in response.iter_content(CHUNK):
-                    body += chunk
-                    if len(body) > self.limits.max_bytes:
-                        raise FhirUnavailable(f"FHIR response larger than {self.limits.max_bytes} bytes")
-                    if time.monotonic() > deadline:
-                        raise FhirUnavailable("FHIR server too slow (deadline passed while reading)")
-        except requests.Timeout as exc:
+                body = self._read_body(response.raw, deadline)
+        except (requests.Timeout, urllib3.exceptions.TimeoutError) as exc:
             raise FhirUnavailable("FHIR server too slow (timeout)") from exc
-        except requests.RequestException as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             raise FhirUnavailable(f"FHIR server unreachable ({type(exc).__name__})") from exc
         try:
             return orjson.loads(body)

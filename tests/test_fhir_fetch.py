@@ -136,6 +136,19 @@ def test_a_slow_fhir_server_gives_412_well_within_the_deadline(service: ServiceS
     assert elapsed < 1.0, elapsed
 
 
+def test_a_fhir_server_that_drips_its_answer_gives_412_within_the_deadline(
+        service: ServiceServer, stub: tuple[StubFhirServer, Behaviour]) -> None:
+    """Headers at once, then a byte every 50 ms: no single read waits long, but the whole answer would take ~25 s.
+    The deadline (0.35 s by default) must bound the whole read, not each socket read."""
+    stub[1].reply = Reply(body=bundle([DROOP]), drip=0.05)
+    started = time.monotonic()
+    response = call(service, stub[0].base_url, prefetch={"patient": None})
+    elapsed = time.monotonic() - started
+    assert response.status_code == 412
+    assert "too slow" in response.json()["issue"][0]["diagnostics"]
+    assert elapsed < 1.0, elapsed
+
+
 @pytest.mark.parametrize("reply", [Reply(status=500, body={"resourceType": "OperationOutcome"}),
                                    Reply(status=401), Reply(body="not a resource"),
                                    Reply(status=302, headers={"Location": "http://127.0.0.1:9/fhir"})],

@@ -1,5 +1,6 @@
 """A tiny FHIR-like server on loopback for what a real server will not do: record the exact URL and bearer token,
-serve hand-made paging, answer slowly, fail, or redirect. Runs in a thread; stops with the context manager."""
+serve hand-made paging, answer slowly (or drip the body), fail, or redirect. Runs in a thread; stops with the
+context manager."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ class Reply:
     status: int = 200
     body: Any = None
     delay: float = 0.0
+    drip: float = 0.0  # > 0: the body is sent one byte at a time, this many seconds apart
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -49,7 +51,12 @@ class StubFhirServer:
                         self.send_header(name, value)
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
-                    self.wfile.write(payload)
+                    if not reply.drip:
+                        self.wfile.write(payload)
+                    for index in range(len(payload) if reply.drip else 0):
+                        self.wfile.write(payload[index:index + 1])
+                        self.wfile.flush()
+                        time.sleep(reply.drip)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (deadline): that is what some tests want
 
