@@ -29,14 +29,14 @@ import orjson
 import requests
 
 from bench import charts, fhir_replay, servers, wrk
-from bench.baseline_app import OBSERVATIONS_QUERY
+from bench.baseline_app import observations_url
 from cds_service.cli import gunicorn_options, worker_counts
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SERVICE_PATH = "/cds-services/weakness-triage-patient-view"
 # The query the service (and the baselines) make in W3 (the Observations prefetch of cds_service/service_registry.py;
 # the optional Patient is not fetched), sent straight to the FHIR server.
-FHIR_PATHS = {"observations": "/" + OBSERVATIONS_QUERY.format(patient=charts.PATIENT_ID)}
+FHIR_PATHS = {"observations": observations_url("", charts.PATIENT_ID)}
 TARGETS = {"W1": {"min_ratio_c16": 0.5, "max_p99_ms": 20.0}, "W2": {"min_ratio_c16": 0.4, "max_p99_ms": 60.0},
            "W3": {"max_added_p50_ms": 3.0}, "memory": {"max_worker_peak_rss_mb": 150.0}}
 

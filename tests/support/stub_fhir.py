@@ -51,12 +51,13 @@ class StubFhirServer:
                         self.send_header(name, value)
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
-                    if not reply.drip:
+                    if reply.drip:
+                        for index in range(len(payload)):
+                            self.wfile.write(payload[index:index + 1])
+                            self.wfile.flush()
+                            time.sleep(reply.drip)
+                    else:
                         self.wfile.write(payload)
-                    for index in range(len(payload) if reply.drip else 0):
-                        self.wfile.write(payload[index:index + 1])
-                        self.wfile.flush()
-                        time.sleep(reply.drip)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (deadline): that is what some tests want
 
