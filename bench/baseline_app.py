@@ -20,7 +20,7 @@ import orjson
 import requests
 from flask import Flask, Response, abort, request
 
-from cds_service.service_registry import PREFETCH
+from cds_service.hooks.services import PREFETCH
 
 FIXED = b'{"cards":[]}'
 # The service's Observations prefetch template, with {patient} for context.patientId.

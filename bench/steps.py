@@ -56,17 +56,17 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from bench import charts
     from bench.baseline_app import flask_app, orjson_app
-    from cds_service.app import create_app
-    from cds_service.cards import render_cards
     from cds_service.cli import settle_heap
-    from cds_service.findings import recognise
-    from cds_service.hooks_api import _check_response
-    from cds_service.logging_setup import configure_logging
-    from cds_service.observations import select_observations, validated
-    from cds_service.pipeline import shown_references
-    from cds_service.schemas import HookRequestSchema
+    from cds_service.domain.cards import render_cards
+    from cds_service.domain.findings import recognise
+    from cds_service.domain.observations import select_observations, validated
+    from cds_service.domain.pipeline import shown_references
+    from cds_service.domain.triage import triage
+    from cds_service.hooks.schemas import HookRequestSchema
+    from cds_service.http.app import create_app
+    from cds_service.store import IssuedCardRow
+    from cds_service.http.logging_setup import configure_logging
     from cds_service.settings import Settings
-    from cds_service.triage import triage
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=100, help="calls per timed batch (default 100)")
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = tempfile.mkdtemp(prefix="cds-steps-")
     settings = Settings(public_url="http://127.0.0.1:8080", auth="off", database_url=f"sqlite:///{tmp}/cds.db")
     app = create_app(settings)
-    runtime = app.extensions["cds_runtime"]
+    runtime = app.extensions["cds_runtime"]  # what http/context.py attaches
     knowledge, store = runtime.knowledge, runtime.store
     settle_heap()
     now = datetime.now(UTC)
@@ -105,9 +105,9 @@ def main(argv: list[str] | None = None) -> int:
                 validated(x.__class__(**{**x.__dict__, "validated": False})) for x in f if x.reference in s],
             "recognise + triage + render": lambda f=facts: render_cards(
                 triage(recognise(f, knowledge), knowledge, now), knowledge, settings.base_url, charts.PATIENT_ID, now),
-            "response check (split)": lambda c=cards: _check_response(runtime.response_check, {"cards": c}),
-            "store.record_cards (SQLite commit)": lambda c=cards, t=tiers: store.record_cards(
-                "bench", "hook", charts.PATIENT_ID, [dict(x, uuid=str(uuid.uuid4())) for x in c], t, now),
+            "response check (split)": lambda c=cards: runtime.response_check.problems({"cards": c}),
+            "store.record_cards (SQLite commit)": lambda t=tiers: store.record_cards(charts.PATIENT_ID, [
+                IssuedCardRow(str(uuid.uuid4()), "bench", "hook", "info", tier, [], [], now) for tier in t]),
             "whole WSGI call: service": wsgi_call(app, path, raw),
             "whole WSGI call: baseline (Flask get_json)": wsgi_call(flask_app, path, raw),
             "whole WSGI call: orjson app": wsgi_call(orjson_app, path, raw),

@@ -8,15 +8,23 @@ import json
 import logging
 import os
 import sys
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cds_service.fhir_data import bundle_resources
-from cds_service.fhir_time import parse_fhir_datetime
-from cds_service.knowledge import Knowledge, load_knowledge
-from cds_service.response_check import InvalidTemplate, ResponseCheck
+from marshmallow import ValidationError
+
+from cds_service.caller import Caller
+from cds_service.domain.fhir_time import parse_fhir_datetime
+from cds_service.errors import ClientError
+from cds_service.fhir.prefetch import bundle_resources
+from cds_service.hooks.response_check import InvalidTemplate, ResponseCheck
+from cds_service.hooks.schemas import HookRequestSchema
+from cds_service.hooks.services import SERVICES, ServiceDefinition
+from cds_service.knowledge.load import load_knowledge
 from cds_service.settings import Settings, SettingsError, load_settings
+from cds_service.validation import dotted, first_error
 from cds_service.yaml_source import ContentError
 
 log = logging.getLogger("cds_service")
@@ -65,15 +73,15 @@ def settle_heap() -> None:
 def serve(args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
 
-    from cds_service.app import create_app
-    from cds_service.logging_setup import configure_logging
+    from cds_service.http.app import create_app
+    from cds_service.http.logging_setup import configure_logging
 
     configure_logging()
     settings = load_settings()
     knowledge = load_knowledge(settings.content_dir, settings.cards_dir, settings.guide_id)  # fail fast, before forking
     ResponseCheck(knowledge, settings.base_url)
     if settings.auth == "jwt" and settings.trusted_issuers_file is not None:
-        from cds_service.trusted_issuers import load_trusted_issuers
+        from cds_service.security.trusted_issuers import load_trusted_issuers
 
         issuers = load_trusted_issuers(settings.trusted_issuers_file, settings.allow_http_loopback)
         log.info("trusted_issuers_loaded", extra={"issuers": sorted(issuers)})
@@ -101,22 +109,6 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_input(path: Path) -> tuple[list[Any], str | None]:
-    """Observations and patient id from a FHIR Bundle or a CDS Hooks request (prefetch values)."""
-    body = json.loads(path.read_text(encoding="utf-8"))
-    if body.get("resourceType") == "Bundle":
-        return bundle_resources(body), None
-    if "context" in body:
-        resources: list[Any] = []
-        for value in (body.get("prefetch") or {}).values():
-            if isinstance(value, dict) and value.get("resourceType") == "Bundle":
-                resources += bundle_resources(value)
-            elif isinstance(value, dict):
-                resources.append(value)
-        return resources, body["context"].get("patientId")
-    raise ValueError("input must be a FHIR Bundle or a CDS Hooks request")
-
-
 def _patient_from(resources: list[Any]) -> str | None:
     for resource in resources:
         if isinstance(resource, dict) and resource.get("resourceType") == "Patient":
@@ -128,32 +120,63 @@ def _patient_from(resources: list[Any]) -> str | None:
     return None
 
 
+def _hook_request(body: Any, patient: str | None) -> dict[str, Any]:
+    """The CDS Hooks request a file stands for: the request itself, or a patient-view call prefetching a Bundle."""
+    if not isinstance(body, dict):
+        raise ValueError("input must be a FHIR Bundle or a CDS Hooks request")
+    if body.get("resourceType") == "Bundle":
+        patient = patient or _patient_from(bundle_resources(body))
+        if not patient:
+            raise ValueError("cannot tell which patient: pass --patient ID")
+        return {"hook": "patient-view", "hookInstance": str(uuid.uuid4()),
+                "context": {"userId": "Practitioner/cds-service-cli", "patientId": patient},
+                "prefetch": {"observations": body}}
+    if "context" in body and "hook" in body:
+        if patient and isinstance(body["context"], dict):
+            body = {**body, "context": {**body["context"], "patientId": patient}}
+        return body
+    raise ValueError("input must be a FHIR Bundle or a CDS Hooks request")
+
+
+def _service_for(hook: str) -> ServiceDefinition:
+    service = next((s for s in SERVICES if s.hook == hook), None)
+    if service is None:
+        raise ValueError(f"no service answers the hook {hook!r}")
+    return service
+
+
 def triage_file(args: argparse.Namespace) -> int:
-    from cds_service.pipeline import evaluate
+    from cds_service.answer import answer
+    from cds_service.runtime import Engine
 
     settings = load_settings({**os.environ, "CDS_AUTH": "off"})
-    knowledge = load_knowledge(settings.content_dir, settings.cards_dir, settings.guide_id)
+    engine = Engine.build(settings)
     now = parse_fhir_datetime(args.now) if args.now else datetime.now(UTC)
     if now is None:
         raise SystemExit(f"--now must be an ISO 8601 date-time, got {args.now!r}")
     try:
-        resources, patient_id = _read_input(Path(args.file))
-    except (OSError, ValueError, KeyError, AttributeError) as exc:
+        hook_request = _hook_request(json.loads(Path(args.file).read_text(encoding="utf-8")), args.patient)
+        service = _service_for(str(hook_request.get("hook")))
+        request = HookRequestSchema().load(hook_request)
+        result = answer(engine, service, request, Caller(None, ()), now)
+    except (OSError, ValueError) as exc:
         sys.stderr.write(f"{args.file}: {exc}\n")
         return 2
-    patient_id = args.patient or patient_id or _patient_from(resources)
-    if not patient_id:
-        sys.stderr.write("cannot tell which patient: pass --patient ID\n")
+    except ValidationError as exc:
+        path, message = first_error(exc.messages)
+        sys.stderr.write(f"{args.file}: {dotted(path) or '(body)'}: {message}\n")
         return 2
-    result = evaluate(resources, patient_id, knowledge, now, settings.base_url)
+    except ClientError as exc:
+        sys.stderr.write(f"{args.file}: {exc.message}\n")
+        return 2
     if args.format == "json":
-        sys.stdout.write(json.dumps({"cards": result.cards}, indent=2) + "\n")
+        sys.stdout.write(json.dumps(result.body, indent=2) + "\n")
     else:
-        sys.stdout.write(_as_text(result.cards, knowledge))
+        sys.stdout.write(_as_text(result.body["cards"]))
     return 0
 
 
-def _as_text(cards: list[dict[str, Any]], knowledge: Knowledge) -> str:
+def _as_text(cards: list[dict[str, Any]]) -> str:
     if not cards:
         return "No cards.\n"
     out = []
@@ -173,7 +196,7 @@ def check_content(_: argparse.Namespace) -> int:
 
 
 def print_openapi(_: argparse.Namespace) -> int:
-    from cds_service.openapi import openapi_yaml
+    from cds_service.hooks.openapi import openapi_yaml
 
     sys.stdout.write(openapi_yaml())
     return 0

@@ -1,38 +1,58 @@
-"""Everything a worker builds once at start-up and shares across requests (kept on the Flask app)."""
+"""Everything a worker builds once at start-up and shares across requests (kept on the Flask app).
+
+The Engine answers hook calls and needs neither a database nor authentication, so the CLI builds only that; the
+Runtime adds the store and the authenticator of the server.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cds_service.auth import Authenticator, Caller
-from cds_service.errors import ClientError
-from cds_service.fhir_client import FhirClient, FhirRequestLimits, is_allowed
-from cds_service.fhir_data import PrefetchResolver
-from cds_service.knowledge import Knowledge, load_knowledge
-from cds_service.response_check import ResponseCheck
+from cds_service.fhir.client import FhirClient, FhirRequestLimits
+from cds_service.fhir.prefetch import PrefetchResolver
+from cds_service.hooks.response_check import ResponseCheck
+from cds_service.knowledge.load import load_knowledge
+from cds_service.knowledge.model import Knowledge
+from cds_service.security.auth import Authenticator
 from cds_service.settings import Settings
 from cds_service.store import Store
 
 
-@dataclass
-class Runtime:
+@dataclass(frozen=True)
+class Engine:
     settings: Settings
     knowledge: Knowledge
-    store: Store
     resolver: PrefetchResolver
-    authenticator: Authenticator
     response_check: ResponseCheck
 
     @classmethod
-    def build(cls, settings: Settings) -> Runtime:
+    def build(cls, settings: Settings) -> Engine:
         knowledge = load_knowledge(settings.content_dir, settings.cards_dir, settings.guide_id)
         client = FhirClient(FhirRequestLimits(settings.fhir_timeout, settings.fhir_max_response_bytes,
                                               settings.allow_http_loopback))
-        store = Store(settings.database_url, settings.patient_hash_key)
-        return cls(settings, knowledge, store, PrefetchResolver(client), Authenticator(settings, store),
+        return cls(settings, knowledge, PrefetchResolver(client, settings.fhir_max_pages),
                    ResponseCheck(knowledge, settings.base_url))
 
-    def authorize_fhir_server(self, caller: Caller, fhir_server: str | None) -> None:
-        """A verified issuer may only send the FHIR servers configured for it (403 otherwise)."""
-        if caller.issuer is not None and fhir_server and not is_allowed(fhir_server, caller.fhir_server_prefixes):
-            raise ClientError(403, "this issuer may not send this fhirServer", where="fhirServer", code="forbidden")
+
+@dataclass(frozen=True)
+class Runtime:
+    engine: Engine
+    store: Store
+    authenticator: Authenticator
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        store = Store(settings.database_url, settings.patient_hash_key)
+        return cls(Engine.build(settings), store, Authenticator(settings, store))
+
+    @property
+    def settings(self) -> Settings:
+        return self.engine.settings
+
+    @property
+    def knowledge(self) -> Knowledge:
+        return self.engine.knowledge
+
+    @property
+    def response_check(self) -> ResponseCheck:
+        return self.engine.response_check

@@ -7,8 +7,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from cds_service.app import create_app
-from cds_service.knowledge import Knowledge, load_knowledge
+from cds_service.http.app import create_app
+from cds_service.knowledge.load import load_knowledge
+from cds_service.knowledge.model import Knowledge
 from cds_service.settings import REPO_ROOT, Settings
 from tests.support.service_server import ServiceServer
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from cds_service.app import create_app
+from cds_service.http.app import create_app
 from cds_service.settings import Settings, SettingsError, load_settings
 from tests.support.requests_factory import PATIENT_VIEW, hook_request, observation
 
@@ -56,7 +56,7 @@ def test_a_card_that_breaks_the_spec_is_never_sent(client: FlaskClient, monkeypa
         return [{"summary": "x", "indicator": "info", "source": {"label": "x"},
                  "links": [{"label": "guide", "type": "absolute"}]}]
 
-    monkeypatch.setattr("cds_service.pipeline.render_cards", card_without_link_url)
+    monkeypatch.setattr("cds_service.domain.pipeline.render_cards", card_without_link_url)
     droop = observation("280816001", valueBoolean=True)
     response = client.post(f"/cds-services/{PATIENT_VIEW}", json=hook_request(observations=[droop]))
     assert response.status_code == 500 and response.get_json()["resourceType"] == "OperationOutcome"

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from cds_service.cli import main as cli_main
-from cds_service.knowledge import Knowledge, load_knowledge
+from cds_service.knowledge.load import load_knowledge
+from cds_service.knowledge.model import Knowledge
 from cds_service.settings import REPO_ROOT
 from cds_service.yaml_source import ContentError
 

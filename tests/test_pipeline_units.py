@@ -12,16 +12,17 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
-from cds_service.cards import escape_markdown
 from cds_service.cli import main as cli_main
-from cds_service.fhir_time import describe_age, parse_fhir_datetime
-from cds_service.findings import recognise
-from cds_service.knowledge import Knowledge
-from cds_service.observations import is_relevant, select_observations, to_fact
-from cds_service.openapi import openapi_yaml
-from cds_service.pipeline import evaluate
+from cds_service.domain.cards import escape_markdown
+from cds_service.domain.fhir_time import describe_age, parse_fhir_datetime
+from cds_service.domain.findings import recognise
+from cds_service.domain.observations import select_observations, to_fact
+from cds_service.domain.pipeline import evaluate
+from cds_service.domain.prefilter import is_relevant
+from cds_service.domain.triage import latest_per_finding
+from cds_service.hooks.openapi import openapi_yaml
+from cds_service.knowledge.model import Knowledge
 from cds_service.settings import REPO_ROOT
-from cds_service.triage import latest_per_finding
 from tests.support.requests_factory import bundle, hook_request, observation
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)

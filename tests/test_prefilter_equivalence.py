@@ -18,11 +18,13 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cds_service.findings import evidence_from
-from cds_service.json_depth import deeper_than, nesting_depth
-from cds_service.knowledge import Key, Knowledge, load_knowledge
-from cds_service.observations import is_relevant, to_fact
-from cds_service.pipeline import evaluate
+from cds_service.domain.findings import evidence_from
+from cds_service.domain.json_depth import deeper_than, nesting_depth
+from cds_service.domain.observations import to_fact
+from cds_service.domain.pipeline import evaluate
+from cds_service.domain.prefilter import is_relevant
+from cds_service.knowledge.load import load_knowledge
+from cds_service.knowledge.model import Key, Knowledge
 from cds_service.settings import REPO_ROOT
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)

@@ -10,7 +10,7 @@ from typing import Any
 
 import requests
 
-from cds_service.schemas import empty_values
+from cds_service.hooks.schemas import empty_values
 from cds_service.store import Store
 from tests.support.requests_factory import ENCOUNTER_START, PATIENT_VIEW, hook_request, observation
 from tests.support.service_server import ServiceServer

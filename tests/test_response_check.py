@@ -16,12 +16,13 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from cds_service.cards import TEMPLATE_FIELDS, template_fields
-from cds_service.fhir_time import parse_fhir_datetime
-from cds_service.knowledge import Knowledge, load_knowledge
-from cds_service.pipeline import evaluate
-from cds_service.response_check import InvalidTemplate, ResponseCheck
-from cds_service.schemas import CardsResponseSchema, empty_values
+from cds_service.domain.cards import TEMPLATE_FIELDS, template_fields
+from cds_service.domain.fhir_time import parse_fhir_datetime
+from cds_service.domain.pipeline import evaluate
+from cds_service.hooks.response_check import InvalidTemplate, ResponseCheck
+from cds_service.hooks.schemas import CardsResponseSchema, empty_values
+from cds_service.knowledge.load import load_knowledge
+from cds_service.knowledge.model import Knowledge
 from cds_service.settings import REPO_ROOT
 from tests.support.scenarios import load_scenarios
 

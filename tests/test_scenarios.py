@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from cds_service.cli import main as cli_main
-from cds_service.knowledge import Knowledge
+from cds_service.knowledge.model import Knowledge
 from tests.support.card_checks import assert_spec_cards
 from tests.support.requests_factory import PATIENT_VIEW
 from tests.support.scenarios import Scenario, check, load_scenarios

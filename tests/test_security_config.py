@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import requests
 
-from cds_service.jwks import JwksCache, KeysUnavailable
+from cds_service.security.jwks import JwksCache, KeysUnavailable
+from cds_service.security.trusted_issuers import load_trusted_issuers
 from cds_service.settings import REPO_ROOT, SettingsError, load_settings
 from cds_service.store import Store
-from cds_service.trusted_issuers import load_trusted_issuers
 from cds_service.yaml_source import ContentError
 from tests.support import jwt_kit
 from tests.support.fhir_server import free_port

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from cds_service.auth import Failure
+from cds_service.security.auth import Failure
 from tests.support import jwt_kit
 from tests.support.jwt_kit import SigningKey, claims, sign
 from tests.support.requests_factory import ENCOUNTER_START, PATIENT_VIEW, hook_request

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from cds_service.url_policy import base_url_problem, is_allowed
+from cds_service.fhir.url_policy import base_url_problem, is_allowed
 from tests.support import jwt_kit
 from tests.support.jwt_kit import SigningKey, claims, sign
 from tests.support.requests_factory import PATIENT_VIEW, bundle, hook_request, observation

@@ -16,7 +16,7 @@ import pytest
 import requests
 from flask.testing import FlaskClient
 
-from cds_service.schemas import (
+from cds_service.hooks.schemas import (
     ActionSchema,
     CardsResponseSchema,
     DiscoveryResponseSchema,

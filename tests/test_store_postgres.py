@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from cds_service.store import Store
+from cds_service.store import IssuedCardRow, Store
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -33,16 +33,15 @@ def store() -> Iterator[Store]:
 
 
 def test_cards_and_feedback_are_joined_on_postgresql(store: Store) -> None:
-    card = {"uuid": str(uuid.uuid4()), "indicator": "critical",
-            "extension": {"org.weakness-triage": {"rules": ["stroke-sign-facial-droop"],
-                                                  "findings": [{"id": "facial-droop"}]}}}
-    store.record_cards("svc", str(uuid.uuid4()), "pat-1", [card], ["emergency"], datetime.now(UTC))
-    issued = store.issued_card(card["uuid"])
+    card = IssuedCardRow(str(uuid.uuid4()), "svc", str(uuid.uuid4()), "critical", "emergency",
+                         ["stroke-sign-facial-droop"], ["facial-droop"], datetime.now(UTC))
+    store.record_cards("pat-1", [card])
+    issued = store.issued_card(card.uuid)
     assert issued is not None and issued.findings == ["facial-droop"] and issued.patient_hash != "pat-1"
-    feedback = [{"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": datetime.now(UTC),
+    feedback = [{"card": card.uuid, "outcome": "overridden", "outcomeTimestamp": datetime.now(UTC),
                  "overrideReason": {"reason": {"system": "urn:x", "code": "cds-not-applicable"}}}]
     assert store.record_feedback("svc", feedback) == 1
-    assert [f.known_card for f in store.feedback_for(card["uuid"])] == [card["uuid"]]
+    assert [f.known_card for f in store.feedback_for(card.uuid)] == [card.uuid]
 
 
 def test_a_token_id_is_claimed_once_even_under_concurrency(store: Store) -> None:
@@ -56,9 +55,10 @@ def test_a_token_id_is_claimed_once_even_under_concurrency(store: Store) -> None
 def test_card_rows_are_written_after_the_database_drops_every_connection(store: Store) -> None:
     """A PostgreSQL restart or failover must not cost a hook call: pooled connections are pinged on checkout."""
     def issue() -> str:
-        card = {"uuid": str(uuid.uuid4()), "indicator": "info", "extension": {"org.weakness-triage": {}}}
-        store.record_cards("svc", str(uuid.uuid4()), "pat-1", [card], ["contact"], datetime.now(UTC))
-        return card["uuid"]
+        card = IssuedCardRow(str(uuid.uuid4()), "svc", str(uuid.uuid4()), "info", "contact", [], [],
+                             datetime.now(UTC))
+        store.record_cards("pat-1", [card])
+        return card.uuid
 
     issue()  # the pool holds an open connection now
     with psycopg.connect(ADMIN, autocommit=True) as admin:

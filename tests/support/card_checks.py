@@ -8,7 +8,7 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
-from cds_service.schemas import empty_values
+from cds_service.hooks.schemas import empty_values
 
 _markdown = MarkdownIt("commonmark", {"html": True}).enable("table")
 

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from cds_service.cards import render_cards
-from cds_service.findings import recognise
-from cds_service.knowledge import Knowledge
-from cds_service.observations import ObservationFact, SelectionStats, select_observations, validated
-from cds_service.triage import Decision, triage
+from cds_service.domain.cards import render_cards, shown_findings
+from cds_service.domain.findings import recognise
+from cds_service.domain.observations import ObservationFact, SelectionStats, select_observations, validated
+from cds_service.domain.triage import Decision, triage
+from cds_service.knowledge.model import Knowledge
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,7 @@ class Evaluation:
 
 def shown_references(decisions: list[Decision]) -> set[str]:
     """The Observations a card will list (fired findings and earlier emergency signs)."""
-    return {item.evidence.reference for d in decisions for item in d.fired} | {
-        e.reference for d in decisions for e in d.earlier}
+    return {item.reference for decision in decisions for item in shown_findings(decision)}
 
 
 def evaluate(resources: Iterable[Any], patient_id: str, knowledge: Knowledge, now: datetime, base_url: str,

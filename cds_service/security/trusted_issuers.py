@@ -9,9 +9,10 @@ from typing import Any
 
 from jwt import PyJWK
 from jwt.exceptions import PyJWTError
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from cds_service.url_policy import base_url_problem
+from cds_service.fhir.url_policy import base_url_problem
+from cds_service.validation import Strict, first_error
 from cds_service.yaml_source import ContentError, YamlDocument, load_yaml
 
 DEFAULT_ALGORITHMS = ("ES384", "RS384")  # CDS Hooks: RECOMMENDED; never "none", never HMAC
@@ -65,10 +66,7 @@ def _issuer_schema(allow_http_loopback: bool) -> type[Schema]:
     def url(**kwargs: Any) -> _Url:
         return _Url(allow_http_loopback, **kwargs)
 
-    class JwksSchema(Schema):
-        class Meta:
-            unknown = RAISE
-
+    class JwksSchema(Strict):
         keys = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1))
 
         @validates_schema
@@ -81,10 +79,7 @@ def _issuer_schema(allow_http_loopback: bool) -> type[Schema]:
                 if kids.count(key["kid"]) > 1:
                     raise ValidationError({"keys": {index: [f"kid {key['kid']!r} appears twice"]}})
 
-    class IssuerSchema(Schema):
-        class Meta:
-            unknown = RAISE
-
+    class IssuerSchema(Strict):
         iss = fields.String(required=True, validate=validate.Length(min=1))
         jwks = fields.Nested(JwksSchema)
         jwks_url = url()
@@ -100,22 +95,10 @@ def _issuer_schema(allow_http_loopback: bool) -> type[Schema]:
             if not any(source in data for source in ("jwks", "jwks_url", "jku_allowlist")):
                 raise ValidationError("needs a key source: jwks, jwks_url or jku_allowlist")
 
-    class FileSchema(Schema):
-        class Meta:
-            unknown = RAISE
-
+    class FileSchema(Strict):
         issuers = fields.List(fields.Nested(IssuerSchema), required=True, validate=validate.Length(min=1))
 
     return FileSchema
-
-
-def _first_path(messages: Any, path: tuple[str | int, ...] = ()) -> tuple[tuple[str | int, ...], str]:
-    if isinstance(messages, dict):
-        key = next(iter(messages))
-        return _first_path(messages[key], path if key == "_schema" else (*path, key))
-    if isinstance(messages, list) and messages:
-        return _first_path(messages[0], path)
-    return path, str(messages)
 
 
 def _issuer(data: dict[str, Any]) -> TrustedIssuer:
@@ -133,7 +116,7 @@ def parse_trusted_issuers(doc: YamlDocument, allow_http_loopback: bool) -> dict[
     try:
         loaded = _issuer_schema(allow_http_loopback)().load(doc.data if doc.data is not None else {})
     except ValidationError as exc:
-        path, message = _first_path(exc.messages)
+        path, message = first_error(exc.messages)
         raise doc.error(path, message) from exc
     issuers: dict[str, TrustedIssuer] = {}
     for index, data in enumerate(loaded["issuers"]):

@@ -8,8 +8,9 @@ import yaml
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from cds_service import __version__, schemas
-from cds_service.service_registry import SERVICES
+from cds_service import __version__
+from cds_service.hooks import schemas
+from cds_service.hooks.services import SERVICES
 
 
 def _json(schema: str, description: str) -> dict[str, Any]:

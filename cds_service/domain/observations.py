@@ -1,10 +1,8 @@
 """Observation normalisation: keep this patient's usable, relevant Observations and reduce each to plain facts.
 
-Relevance is decided from the raw JSON against an index compiled from content/ *before* any model validation, so
-the cost of fhir.resources validation is paid only for Observations that can change the result. The pre-filter looks
-at every place the recognition in findings.py reads a code or a text from (Observation.code and component.code:
-codings and CodeableConcept.text / coding.display), so a skipped Observation can never yield evidence
-(tests/test_prefilter_equivalence.py). Facts are then read defensively from the raw JSON: an Observation that fails
+Relevance is decided from the raw JSON by domain/prefilter.py *before* any model validation, so the cost of
+fhir.resources validation is paid only for Observations that can change the result. Facts are then read
+defensively from the raw JSON: an Observation that fails
 validation is still evaluated on the elements the rules need, and carries the validation problem so the card can say
 so. The service validates lazily (pipeline.evaluate): only the Observations a card shows, since the validation result
 only ever adds the "did-not-validate" flag to a card line.
@@ -13,7 +11,6 @@ only ever adds the "did-not-validate" flag to a card line.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,9 +19,10 @@ from typing import Any
 from fhir.resources.R4B.observation import Observation as R4BObservation
 from pydantic import ValidationError
 
-from cds_service.fhir_time import parse_fhir_datetime
-from cds_service.json_depth import MAX_DEPTH, deeper_than
-from cds_service.knowledge import Key, Knowledge
+from cds_service.domain.fhir_time import parse_fhir_datetime
+from cds_service.domain.json_depth import MAX_DEPTH, deeper_than
+from cds_service.domain.prefilter import observation_is_relevant, text_matcher
+from cds_service.knowledge.model import Key, Knowledge
 
 
 @dataclass(frozen=True)
@@ -40,19 +38,6 @@ class Value:
     concept: Concept = Concept()
     number: float | None = None
     text: str | None = None
-
-    def describe(self) -> str:
-        if self.kind == "boolean":
-            return f"value {str(self.boolean).lower()}"
-        if self.kind == "number":
-            return f"value {self.number:g}"
-        if self.kind == "concept":
-            shown = self.concept.texts[0] if self.concept.texts else (self.concept.keys[0][1] if self.concept.keys
-                                                                      else "coded")
-            return f"value {shown}"
-        if self.kind == "text":
-            return "text value"
-        return "no value"
 
 
 @dataclass(frozen=True)
@@ -92,7 +77,6 @@ class SelectionStats:
     not_relevant: int = 0
     did_not_validate: int = 0
     kept: int = 0
-    by_reason: dict[str, int] = field(default_factory=dict)
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -202,87 +186,6 @@ def validated(fact: ObservationFact) -> ObservationFact:
     return dataclasses.replace(fact, validation_error=_validation_problem(fact.source), validated=True)
 
 
-TEXT_CACHE_SIZE = 16384  # distinct texts whose result is kept per worker and pattern; starts over when full
-TEXT_CACHE_MAX_LENGTH = 200  # longer texts (free text, rare) are searched every time and never kept
-_text_caches: dict[tuple[str, int], dict[str, bool]] = {}
-
-
-class _TextMatcher:
-    """pattern.search(text) is not None, remembered per worker: code displays repeat across charts (a few hundred
-    distinct LOINC/SNOMED displays make up most charts) and the combined text pattern costs ~50 us per search.
-
-    The cache is keyed by the pattern's source and flags (a compiled pattern's hash walks its whole program).
-    """
-
-    __slots__ = ("pattern", "results")
-
-    def __init__(self, pattern: re.Pattern[str]) -> None:
-        self.pattern = pattern
-        self.results = _text_caches.setdefault((pattern.pattern, pattern.flags), {})
-
-    def matches(self, text: str) -> bool:
-        found = self.results.get(text)
-        if found is None:
-            found = self.pattern.search(text) is not None
-            if len(text) <= TEXT_CACHE_MAX_LENGTH:
-                if len(self.results) >= TEXT_CACHE_SIZE:
-                    self.results.clear()
-                self.results[text] = found
-        return found
-
-
-def _concept_is_relevant(raw: Any, relevant: frozenset[Key], texts: _TextMatcher | None) -> bool:
-    """Could findings.py recognise this CodeableConcept, by a coding or by its text or a display?
-
-    Written out as plain loops: it runs for every Observation received (~1 us each).
-    """
-    if not isinstance(raw, dict):
-        return False
-    codings = raw.get("coding")
-    if not isinstance(codings, list):
-        codings = ()
-    for coding in codings:
-        if isinstance(coding, dict):
-            system, code = coding.get("system"), coding.get("code")
-            if isinstance(system, str) and isinstance(code, str) and (system, code) in relevant:
-                return True
-    if texts is None:
-        return False
-    text = raw.get("text")
-    if isinstance(text, str) and text and texts.matches(text):
-        return True
-    for coding in codings:
-        if isinstance(coding, dict):
-            display = coding.get("display")
-            if isinstance(display, str) and display and texts.matches(display):
-                return True
-    return False
-
-
-def _observation_is_relevant(raw: dict[str, Any], relevant: frozenset[Key], texts: _TextMatcher | None) -> bool:
-    if _concept_is_relevant(raw.get("code"), relevant, texts):
-        return True
-    components = raw.get("component")
-    if isinstance(components, list):
-        for component in components:
-            if isinstance(component, dict) and _concept_is_relevant(component.get("code"), relevant, texts):
-                return True
-    return False
-
-
-def _text_matcher(knowledge: Knowledge) -> _TextMatcher | None:
-    return _TextMatcher(knowledge.text_pattern) if knowledge.text_pattern is not None else None
-
-
-def is_relevant(raw: dict[str, Any], knowledge: Knowledge) -> bool:
-    """Could this Observation change the result? Decided from raw JSON, before any validation.
-
-    findings.py reads findings from Observation.code and from each component.code (a Symptoms-IG "Symptom"
-    Observation's value only counts when its code is one of the relevant Symptom codes), by coding and by text.
-    """
-    return _observation_is_relevant(raw, knowledge.relevant_codes, _text_matcher(knowledge))
-
-
 def select_observations(resources: Iterable[Any], patient_id: str, knowledge: Knowledge, *, prefilter: bool = True,
                         validate: bool = True) -> tuple[list[ObservationFact], SelectionStats]:
     """This patient's Observations that are results (not ignored statuses) and can matter, as facts.
@@ -293,7 +196,7 @@ def select_observations(resources: Iterable[Any], patient_id: str, knowledge: Kn
     ignored = knowledge.recognition.ignored_statuses
     facts: list[ObservationFact] = []
     own, own_suffix = f"Patient/{patient_id}", f"/Patient/{patient_id}"
-    relevant, texts = knowledge.relevant_codes, _text_matcher(knowledge)
+    relevant, texts = knowledge.relevant_codes, text_matcher(knowledge)
     for index, raw in enumerate(resources):
         if not isinstance(raw, dict) or raw.get("resourceType") != "Observation":
             continue
@@ -306,7 +209,7 @@ def select_observations(resources: Iterable[Any], patient_id: str, knowledge: Kn
         if _str(raw.get("status")) in ignored:
             stats.ignored_status += 1
             continue
-        if prefilter and not _observation_is_relevant(raw, relevant, texts):
+        if prefilter and not observation_is_relevant(raw, relevant, texts):
             stats.not_relevant += 1
             continue
         reference = f"Observation/{raw['id']}" if _str(raw.get("id")) else f"Observation (entry {index + 1})"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from cds_service.validation import Strict, Tolerant
 
 FHIR_ID = validate.Regexp(r"^[A-Za-z0-9\-.]{1,64}$", error="must be a FHIR id ([A-Za-z0-9-.], 1 to 64 characters)")
 # Hook library invariant ord-1: "ResourceType/id".
@@ -21,23 +23,9 @@ def _uuid(value: str) -> None:
         raise ValidationError("must be a UUID") from exc
 
 
-class _Tolerant(Schema):
-    """Request objects: unknown members (e.g. CDS Hooks 3.0 additions) are tolerated and dropped."""
-
-    class Meta:
-        unknown = EXCLUDE
-
-
-class _Strict(Schema):
-    """Objects the service itself writes: anything unknown is a bug."""
-
-    class Meta:
-        unknown = RAISE
-
-
 # ---- hook request -------------------------------------------------------------------------------------------
 
-class FhirAuthorizationSchema(_Tolerant):
+class FhirAuthorizationSchema(Tolerant):
     access_token = fields.String(required=True, validate=validate.Length(min=1))
     token_type = fields.String(required=True, validate=validate.OneOf(["Bearer"]))
     expires_in = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
@@ -46,13 +34,13 @@ class FhirAuthorizationSchema(_Tolerant):
     patient = fields.String(validate=FHIR_ID)
 
 
-class PatientViewContextSchema(_Tolerant):
+class PatientViewContextSchema(Tolerant):
     userId = fields.String(required=True, validate=TYPED_REFERENCE)
     patientId = fields.String(required=True, validate=FHIR_ID)
     encounterId = fields.String(validate=FHIR_ID)
 
 
-class EncounterStartContextSchema(_Tolerant):
+class EncounterStartContextSchema(Tolerant):
     userId = fields.String(required=True, validate=TYPED_REFERENCE)
     patientId = fields.String(required=True, validate=FHIR_ID)
     encounterId = fields.String(required=True, validate=FHIR_ID)
@@ -64,7 +52,7 @@ CONTEXT_SCHEMAS: dict[str, Schema] = {  # instances: a schema object is reusable
 }
 
 
-class HookRequestSchema(_Tolerant):
+class HookRequestSchema(Tolerant):
     hook = fields.String(required=True, validate=validate.Length(min=1))
     hookInstance = fields.String(required=True, validate=_uuid)
     fhirServer = HTTP_URL
@@ -91,7 +79,7 @@ class HookRequestSchema(_Tolerant):
 
 # ---- response ------------------------------------------------------------------------------------------------
 
-class CodingSchema(_Strict):
+class CodingSchema(Strict):
     system = fields.String(required=True)
     code = fields.String(required=True)
     display = fields.String()
@@ -101,14 +89,14 @@ class OverrideReasonCodingSchema(CodingSchema):
     display = fields.String(required=True)
 
 
-class SourceSchema(_Strict):
+class SourceSchema(Strict):
     label = fields.String(required=True)
     url = HTTP_URL
     icon = HTTP_URL
     topic = fields.Nested(CodingSchema)
 
 
-class ActionSchema(_Strict):
+class ActionSchema(Strict):
     type = fields.String(required=True, validate=validate.OneOf(["create", "update", "delete"]))
     description = fields.String(required=True)
     resource = fields.Dict()
@@ -121,14 +109,14 @@ class SystemActionSchema(ActionSchema):
     description = fields.String()
 
 
-class SuggestionSchema(_Strict):
+class SuggestionSchema(Strict):
     label = fields.String(required=True)
     uuid = fields.String(validate=_uuid)
     isRecommended = fields.Boolean()
     actions = fields.List(fields.Nested(ActionSchema), validate=validate.Length(min=1))
 
 
-class LinkSchema(_Strict):
+class LinkSchema(Strict):
     label = fields.String(required=True)
     url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False)
     type = fields.String(required=True, validate=validate.OneOf(["absolute", "smart"]))
@@ -141,7 +129,7 @@ class LinkSchema(_Strict):
             raise ValidationError("appContext is only valid on smart links", "appContext")
 
 
-class CardSchema(_Strict):
+class CardSchema(Strict):
     uuid = fields.String(validate=_uuid)
     summary = fields.String(required=True, validate=validate.Length(min=1, max=139))
     detail = fields.String()
@@ -159,14 +147,14 @@ class CardSchema(_Strict):
             raise ValidationError("selectionBehavior is required when suggestions are present", "selectionBehavior")
 
 
-class CardsResponseSchema(_Strict):
+class CardsResponseSchema(Strict):
     cards = fields.List(fields.Nested(CardSchema), required=True)
     systemActions = fields.List(fields.Nested(SystemActionSchema), validate=validate.Length(min=1))
 
 
 # ---- discovery -----------------------------------------------------------------------------------------------
 
-class ServiceSchema(_Strict):
+class ServiceSchema(Strict):
     hook = fields.String(required=True)
     title = fields.String()
     description = fields.String(required=True)
@@ -175,22 +163,22 @@ class ServiceSchema(_Strict):
     usageRequirements = fields.String()
 
 
-class DiscoveryResponseSchema(_Strict):
+class DiscoveryResponseSchema(Strict):
     services = fields.List(fields.Nested(ServiceSchema), required=True)
 
 
 # ---- feedback ------------------------------------------------------------------------------------------------
 
-class AcceptedSuggestionSchema(_Tolerant):
+class AcceptedSuggestionSchema(Tolerant):
     id = fields.String(required=True, validate=validate.Length(min=1))
 
 
-class OverrideReasonSchema(_Tolerant):
+class OverrideReasonSchema(Tolerant):
     reason = fields.Nested(CodingSchema)
     userComment = fields.String()
 
 
-class FeedbackItemSchema(_Tolerant):
+class FeedbackItemSchema(Tolerant):
     card = fields.String(required=True, validate=validate.Length(min=1))
     outcome = fields.String(required=True, validate=validate.OneOf(["accepted", "overridden"]))
     acceptedSuggestions = fields.List(fields.Nested(AcceptedSuggestionSchema))
@@ -209,33 +197,22 @@ class FeedbackItemSchema(_Tolerant):
                                   "acceptedSuggestions")
 
 
-class FeedbackRequestSchema(_Tolerant):
+class FeedbackRequestSchema(Tolerant):
     feedback = fields.List(fields.Nested(FeedbackItemSchema), required=True, validate=validate.Length(min=1))
 
 
 # ---- errors --------------------------------------------------------------------------------------------------
 
-class OperationOutcomeIssueSchema(_Strict):
+class OperationOutcomeIssueSchema(Strict):
     severity = fields.String(required=True)
     code = fields.String(required=True)
     diagnostics = fields.String()
     expression = fields.List(fields.String())
 
 
-class OperationOutcomeSchema(_Strict):
+class OperationOutcomeSchema(Strict):
     resourceType = fields.String(required=True, validate=validate.Equal("OperationOutcome"))
     issue = fields.List(fields.Nested(OperationOutcomeIssueSchema), required=True)
-
-
-def first_error(messages: dict[str, Any] | list[Any] | str, path: str = "") -> tuple[str, str]:
-    """The first (field path, message) of a marshmallow error tree: `context.patientId`, `must be a FHIR id`."""
-    if isinstance(messages, dict):
-        key = next(iter(messages))
-        sub = f"{path}.{key}" if path and key != "_schema" else (path if key == "_schema" else str(key))
-        return first_error(messages[key], sub)
-    if isinstance(messages, list) and messages:
-        return first_error(messages[0], path)
-    return path or "(body)", str(messages)
 
 
 def empty_values(value: Any, path: str = "") -> list[str]:

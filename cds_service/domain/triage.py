@@ -11,15 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from cds_service.findings import Evidence
-from cds_service.knowledge import Knowledge, Rule, Tier
-
-EMERGENCY_TIER = "emergency"
-EARLIER_CARD = "emergency-earlier"
-ACUTE_QUALIFIERS = frozenset({"sudden", "worsening"})
-FUTURE_TOLERANCE = timedelta(minutes=5)
+from cds_service.domain.findings import Evidence
+from cds_service.knowledge.model import Knowledge, Rule, Tier
 
 
 @dataclass(frozen=True)
@@ -43,10 +38,6 @@ class Decision:
             for rule in item.rules:
                 seen.setdefault(rule.id, rule)
         return list(seen.values())
-
-    @property
-    def finding_ids(self) -> list[str]:
-        return [item.evidence.finding for item in self.fired] + [e.finding for e in self.earlier]
 
 
 def _order_key(item: Evidence, now: datetime) -> tuple[datetime, datetime, bool]:
@@ -88,6 +79,7 @@ def _severity_unknown(rule: Rule, item: Evidence, knowledge: Knowledge) -> bool:
 def triage(evidence: list[Evidence], knowledge: Knowledge, now: datetime) -> list[Decision]:
     """Decisions ordered as the tiers are (highest first); at most one per tier, plus earlier emergency signs."""
     latest = latest_per_finding(evidence, now)
+    emergency_tier = knowledge.emergency.tier
     decisions: dict[str, Decision] = {}
     earlier: dict[str, Evidence] = {}
     used: set[str] = set()  # a finding is shown once, on the highest tier it fires
@@ -101,12 +93,12 @@ def triage(evidence: list[Evidence], knowledge: Knowledge, now: datetime) -> lis
                     continue
                 recent = now - (item.when or now) <= tier.window
                 if not _qualifies(rule, item, knowledge):
-                    if tier.id == EMERGENCY_TIER and recent and _severity_unknown(rule, item, knowledge):
+                    if tier.id == emergency_tier and recent and _severity_unknown(rule, item, knowledge):
                         earlier.setdefault(finding, _flagged(item, "severity-not-recorded"))
                     continue
-                if recent or (tier.id == EMERGENCY_TIER and item.qualifiers & ACUTE_QUALIFIERS):
+                if recent or (tier.id == emergency_tier and item.qualifiers & knowledge.emergency.acute_qualifiers):
                     fired.setdefault(finding, []).append(rule)
-                elif tier.id == EMERGENCY_TIER:
+                elif tier.id == emergency_tier:
                     earlier.setdefault(finding, _flagged(item, "earlier"))
         if fired:
             used.update(fired)
@@ -120,11 +112,11 @@ def triage(evidence: list[Evidence], knowledge: Knowledge, now: datetime) -> lis
     earlier_items = [item for finding, item in earlier.items() if finding not in used]
     ordered = [decisions[t.id] for t in knowledge.tiers if t.id in decisions]
     if earlier_items:
-        emergency = decisions.get(EMERGENCY_TIER)
+        emergency = decisions.get(emergency_tier)
         if emergency is not None:
             emergency.earlier = earlier_items
         else:
-            tier = knowledge.tier(EMERGENCY_TIER)
-            ordered.append(Decision(tier, EARLIER_CARD, knowledge.cards[EARLIER_CARD].indicator,
+            recheck = knowledge.emergency.recheck_card
+            ordered.append(Decision(knowledge.tier(emergency_tier), recheck, knowledge.cards[recheck].indicator,
                                     earlier=earlier_items))
     return ordered

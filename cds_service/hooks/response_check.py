@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from cds_service.cards import TEMPLATE_FIELDS, template_fields
-from cds_service.knowledge import Knowledge
-from cds_service.schemas import CardSchema, empty_values
+from cds_service.domain.cards import TEMPLATE_FIELDS, template_fields
+from cds_service.hooks.schemas import CardSchema, empty_values
+from cds_service.knowledge.model import Knowledge
 
 PER_CALL_FIELDS = ("uuid", "summary", "detail", "extension", "suggestions", "selectionBehavior")
 _ALL_FIELDS = frozenset(TEMPLATE_FIELDS + PER_CALL_FIELDS)

@@ -11,7 +11,7 @@ import orjson
 import requests
 import urllib3
 
-from cds_service.url_policy import is_allowed, origin, scheme_problem
+from cds_service.fhir.url_policy import scheme_problem
 
 CHUNK = 64 * 1024
 
@@ -91,4 +91,4 @@ class FhirClient:
             raise FhirUnavailable("FHIR server sent something that is not JSON") from exc
 
 
-__all__ = ["FhirClient", "FhirRequestLimits", "FhirUnavailable", "is_allowed", "origin"]
+__all__ = ["FhirClient", "FhirRequestLimits", "FhirUnavailable"]

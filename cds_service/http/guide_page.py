@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, render_template
+from flask import Blueprint, Response, render_template
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from cds_service.errors import ClientError
+from cds_service.http.context import current_runtime
 
 blueprint = Blueprint("guides", __name__, template_folder="templates", static_folder="static",
                       static_url_path="/static")
@@ -27,7 +28,7 @@ def render_markdown(text: str) -> Markup:
 
 @blueprint.get("/guides/<guide_id>")
 def guide(guide_id: str) -> Response:
-    knowledge = current_app.extensions["cds_runtime"].knowledge
+    knowledge = current_runtime().knowledge
     if guide_id != knowledge.guide.id:
         raise ClientError(404, f"no guide with id '{guide_id}'", where="guide_id", code="not-found")
     page = knowledge.guide

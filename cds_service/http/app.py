@@ -7,46 +7,19 @@ import time
 import traceback
 from pathlib import Path
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Flask, Response, g, request
 from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
-from cds_service import guide_page, hooks_api
 from cds_service.errors import ClientError, operation_outcome
-from cds_service.json_body import json_response
-from cds_service.logging_setup import assign_request_id, request_log_fields
-from cds_service.openapi import openapi_yaml
+from cds_service.http import endpoints, guide_page, ops
+from cds_service.http.body import json_response
+from cds_service.http.context import attach_runtime
+from cds_service.http.logging_setup import assign_request_id, request_log_fields
 from cds_service.runtime import Runtime
 from cds_service.settings import Settings, load_settings
 
 log = logging.getLogger("cds_service.http")
-ops = Blueprint("ops", __name__)
-
-
-@ops.get("/healthz")
-def healthz() -> Response:
-    return json_response({"status": "ok"})
-
-
-@ops.get("/readyz")
-def readyz() -> Response:
-    runtime: Runtime = current_app.extensions["cds_runtime"]
-    try:
-        runtime.store.ping()
-    except Exception:  # noqa: BLE001 - any database failure means "not ready"
-        log.exception("readiness_database_failed")
-        return json_response({"status": "unavailable", "database": "unreachable"}, status=503)
-    return json_response({"status": "ready", "auth": runtime.settings.auth,
-                          **({"warning": "authentication is OFF: local demo only"}
-                             if runtime.settings.auth == "off" else {}),
-                          "guide": runtime.knowledge.guide.id, "rules": len(runtime.knowledge.rules)})
-
-
-@ops.get("/openapi.yaml")
-def openapi() -> Response:
-    return Response(current_app.extensions["cds_openapi"], mimetype="application/yaml")
-
-
 def _client_error(error: ClientError) -> Response:
     return json_response(operation_outcome(error.message, where=error.where, code=error.code), status=error.status,
                          headers=error.headers, mimetype="application/fhir+json")
@@ -90,14 +63,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     settings = settings or load_settings()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
-    app.extensions["cds_runtime"] = runtime or Runtime.build(settings)
-    app.extensions["cds_openapi"] = openapi_yaml()
+    attach_runtime(app, runtime or Runtime.build(settings))
     if settings.cors_origins:
         CORS(app, origins=list(settings.cors_origins), allow_headers=["Authorization", "Content-Type"],
              methods=["GET", "POST", "OPTIONS"], expose_headers=["X-Request-Id"], max_age=600)
-    app.register_blueprint(hooks_api.blueprint)
+    app.register_blueprint(endpoints.blueprint)
     app.register_blueprint(guide_page.blueprint)
-    app.register_blueprint(ops)
+    app.register_blueprint(ops.blueprint)
     app.before_request(_before)
     app.after_request(_after)
     app.register_error_handler(ClientError, _client_error)

@@ -14,10 +14,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from cds_service.knowledge import Key, Knowledge, ScoreItem
-from cds_service.observations import Concept, ObservationFact, Value
+from cds_service.domain.observations import Concept, ObservationFact, Value
+from cds_service.knowledge.model import Key, Knowledge, ScoreItem
 
-FOCAL_SITE_GROUPS = frozenset({"face", "upper-limb", "lower-limb"})
+
+@dataclass(frozen=True)
+class Statement:
+    """What a record says about a finding, kept as data: domain/cards.py puts it in words."""
+
+    kind: str  # value | interpretation | symptom | symptom-absent | score | fast-item
+    value: Value
+    interpretation: tuple[str, ...] = ()
+    item: str | None = None  # the score item's display
+    previous: float | None = None  # the score's previous value, when it rose
 
 
 @dataclass(frozen=True)
@@ -29,7 +38,7 @@ class Evidence:
     when: datetime | None
     issued: datetime | None
     reference: str
-    described: str
+    statement: Statement
     qualifiers: frozenset[str] = frozenset()
     flags: frozenset[str] = frozenset()
     score: tuple[str, str, float] | None = None  # (score id, body-site group, value) for "higher than before"
@@ -68,31 +77,34 @@ def _qualifiers(fact: ObservationFact, knowledge: Knowledge) -> frozenset[str]:
                     found.add(name)
     if fact.interpretation & recognition.interpretation_worsening:
         found.add("worsening")
-    if any(knowledge.body_site_groups.get(site) in FOCAL_SITE_GROUPS for site in fact.body_sites):
+    if any(knowledge.body_site_groups.get(site) in knowledge.focal_site_groups for site in fact.body_sites):
         found.add("focal")
     return frozenset(found)
 
 
-def _presence(value: Value, interpretation: frozenset[str], knowledge: Knowledge) -> tuple[bool | None, str, set[str]]:
-    """Presence asserted by a finding-coded Observation's value: (present?, description, extra qualifiers)."""
+def _presence(value: Value, interpretation: frozenset[str],
+              knowledge: Knowledge) -> tuple[bool | None, Statement, set[str]]:
+    """Presence asserted by a finding-coded Observation's value: (present?, what it says, extra qualifiers)."""
     recognition = knowledge.recognition
+    said = Statement("value", value)
     if value.kind == "boolean":
-        return value.boolean, f"valueBoolean {str(value.boolean).lower()}", set()
+        return value.boolean, said, set()
     if value.kind == "concept":
         keys = set(value.concept.keys)
         if keys & recognition.present_values:
-            return True, value.describe(), set()
+            return True, said, set()
         if keys & recognition.absent_values:
-            return False, value.describe(), set()
+            return False, said, set()
         if keys & recognition.unknown_values:
-            return None, value.describe(), set()
+            return None, said, set()
         extra = {name for name, values in recognition.qualifier_components.values() if keys & values}
-        return True, value.describe(), extra
+        return True, said, extra
+    by_interpretation = Statement("interpretation", value, tuple(sorted(interpretation)))
     if interpretation & recognition.interpretation_absent:
-        return False, "interpretation " + ", ".join(sorted(interpretation)), set()
+        return False, by_interpretation, set()
     if interpretation & recognition.interpretation_present:
-        return True, "interpretation " + ", ".join(sorted(interpretation)), set()
-    return True, "recorded without a value" if value.kind == "none" else value.describe(), set()
+        return True, by_interpretation, set()
+    return True, said, set()
 
 
 def _finding_for(code: Concept, knowledge: Knowledge) -> str | None:
@@ -119,11 +131,11 @@ def _site_group(sites: Iterable[Key], knowledge: Knowledge) -> str | None:
     return None
 
 
-def _evidence(ctx: _Context, finding: str, present: bool, described: str,
+def _evidence(ctx: _Context, finding: str, present: bool, said: Statement,
               extra: Iterable[str] = (), score: tuple[str, str, float] | None = None) -> Evidence:
     fact = ctx.fact
     qualifiers = ctx.qualifiers | frozenset(extra)
-    return Evidence(finding, present, fact.when, fact.issued, fact.reference, described, qualifiers, ctx.flags, score,
+    return Evidence(finding, present, fact.when, fact.issued, fact.reference, said, qualifiers, ctx.flags, score,
                     severity_recorded=ctx.severity_recorded or score is not None or "severe" in qualifiers)
 
 
@@ -139,7 +151,7 @@ def _from_item(ctx: _Context, code: Concept, value: Value, interpretation: froze
         if finding is None:
             return []
         present = recognition.symptom_present in keys
-        return [_evidence(ctx, finding, present, f"{'Symptom' if present else 'Symptom absent'}: {value.describe()}")]
+        return [_evidence(ctx, finding, present, Statement("symptom" if present else "symptom-absent", value))]
     if item := _score_item(code, knowledge):
         if value.kind != "number" or value.number is None:
             return []
@@ -148,13 +160,13 @@ def _from_item(ctx: _Context, code: Concept, value: Value, interpretation: froze
             return []
         extra = {"severe"} if item.severe_when and item.severe_when.holds(value.number) else set()
         return [_evidence(ctx, item.finding, item.present_when.holds(value.number),
-                          f"{item.code.display} = {value.number:g}", extra,
+                          Statement("score", value, item=item.code.display), extra,
                           (item.id, site or "", value.number))]
     if finding := _finding_for(code, knowledge):
-        stated, described, extra = _presence(value, interpretation, knowledge)
+        stated, said, extra = _presence(value, interpretation, knowledge)
         if stated is None:
             return []
-        return [_evidence(ctx, finding, stated, described, extra)]
+        return [_evidence(ctx, finding, stated, said, extra)]
     return []
 
 
@@ -171,9 +183,9 @@ def evidence_from(fact: ObservationFact, knowledge: Knowledge) -> list[Evidence]
             finding = next((knowledge.fast_components[k] for k in component.code.keys
                             if k in knowledge.fast_components), None)
             if finding and not component.data_absent:
-                present, described, _ = _presence(component.value, frozenset(), knowledge)
+                present, said, _ = _presence(component.value, frozenset(), knowledge)
                 if present is not None:
-                    found.append(_evidence(ctx, finding, present, f"FAST item: {described}"))
+                    found.append(_evidence(ctx, finding, present, dataclasses.replace(said, kind="fast-item")))
             continue
         found += _from_item(ctx, component.code, component.value, frozenset(), component.data_absent, knowledge)
     return found
@@ -189,10 +201,11 @@ def mark_rising_scores(evidence: list[Evidence]) -> list[Evidence]:
     for indices in series.values():
         indices.sort(key=lambda i: (evidence[i].when, evidence[i].issued or evidence[i].when))
         for previous, current in zip(indices, indices[1:], strict=False):
-            if evidence[current].score[2] > evidence[previous].score[2]:  # type: ignore[index]
+            rose_from = evidence[previous].score[2]  # type: ignore[index]
+            if evidence[current].score[2] > rose_from:  # type: ignore[index]
+                said = dataclasses.replace(result[current].statement, previous=rose_from)
                 result[current] = dataclasses.replace(
-                    result[current], qualifiers=result[current].qualifiers | {"worsening"},
-                    described=f"{result[current].described} (up from {evidence[previous].score[2]:g})")  # type: ignore[index]
+                    result[current], qualifiers=result[current].qualifiers | {"worsening"}, statement=said)
     return result
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import jwt
@@ -26,15 +25,15 @@ from jwt.exceptions import (
     PyJWTError,
 )
 
+from cds_service.caller import Caller
 from cds_service.errors import ClientError
-from cds_service.jwks import JwksCache, KeysUnavailable
+from cds_service.security.jwks import JwksCache, KeysUnavailable
+from cds_service.security.trusted_issuers import TrustedIssuer, load_trusted_issuers
 from cds_service.settings import Settings, SettingsError
 from cds_service.store import Store
-from cds_service.trusted_issuers import TrustedIssuer, load_trusted_issuers
 
 log = logging.getLogger(__name__)
 REALM = 'Bearer realm="cds-services"'
-WWW_AUTHENTICATE = {"WWW-Authenticate": REALM}
 LEEWAY_SECONDS = 60
 MAX_LIFETIME_SECONDS = 3600  # "should be no more than an hour" (CDS Hooks best practice); bounds the replay cache
 MAX_TOKEN_CHARS = 8192
@@ -74,14 +73,6 @@ class AuthFailure(Exception):
             f'{REALM}, error="invalid_token", error_description="{message}"')
         return ClientError(401, f"authentication failed: {message}", code="login",
                            headers={"WWW-Authenticate": header})
-
-
-@dataclass(frozen=True)
-class Caller:
-    """A verified caller and what it may do."""
-
-    issuer: str | None
-    fhir_server_prefixes: tuple[str, ...]
 
 
 _DECODE_ERRORS: tuple[tuple[type[Exception], str], ...] = (

@@ -1,5 +1,9 @@
 """Prefetch resolution: use what the EHR sent, fetch what it did not, and say 412 when data cannot be had.
 
+It decides in one place whether the service may call the request's fhirServer back (403 when a verified issuer
+sends a FHIR server not configured for it; 412 when a fetch is needed and not allowed) and that the data is the
+context's patient's.
+
 Per prefetch key (CDS Hooks 2.0.1): present -> use it (a Bundle's `next` pages are fetched with the bearer
 token); null -> the EHR has no data; omitted or an OperationOutcome -> for a key the triage needs (REQUIRED_PREFETCH:
 the Observations), fetch it from fhirServer, but only when fhirServer starts with an allowed prefix, and 412 when it
@@ -15,9 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from cds_service.caller import Caller
 from cds_service.errors import ClientError
-from cds_service.fhir_client import FhirClient, FhirUnavailable, is_allowed, origin
-from cds_service.service_registry import REQUIRED_PREFETCH, ServiceDefinition
+from cds_service.fhir.client import FhirClient, FhirUnavailable
+from cds_service.fhir.url_policy import is_allowed, origin
+from cds_service.hooks.services import REQUIRED_PREFETCH, ServiceDefinition
 
 log = logging.getLogger(__name__)
 _TOKEN = re.compile(r"\{\{\s*context\.([A-Za-z]+)\s*\}\}")
@@ -77,12 +83,36 @@ def _next_link(bundle: dict[str, Any]) -> str | None:
     return None
 
 
-class PrefetchResolver:
-    def __init__(self, client: FhirClient) -> None:
-        self.client = client
+def fhir_access(hook_request: dict[str, Any], caller: Caller, max_pages: int) -> FhirAccess:
+    """Where the service may call back for this request; 403 when a verified issuer may not send this fhirServer."""
+    server = hook_request.get("fhirServer")
+    if caller.issuer is not None and server and not is_allowed(server, caller.fhir_server_prefixes):
+        raise ClientError(403, "this issuer may not send this fhirServer", where="fhirServer", code="forbidden")
+    token = hook_request.get("fhirAuthorization", {}).get("access_token")
+    return FhirAccess(server=server, token=token, allowed_prefixes=caller.fhir_server_prefixes, max_pages=max_pages)
 
-    def resolve(self, service: ServiceDefinition, context: dict[str, Any], prefetch: dict[str, Any],
-                access: FhirAccess) -> PatientData:
+
+def _check_patient(data: PatientData, patient_id: str) -> None:
+    if data.patient is not None and data.patient.get("id") != patient_id:
+        raise ClientError(400, "prefetch.patient is not the patient named in context.patientId",
+                          where="prefetch.patient")
+
+
+class PrefetchResolver:
+    def __init__(self, client: FhirClient, max_pages: int) -> None:
+        self.client = client
+        self.max_pages = max_pages
+
+    def resolve(self, service: ServiceDefinition, hook_request: dict[str, Any], caller: Caller) -> PatientData:
+        """The patient data of a validated hook request: as prefetched, else fetched; raises ClientError."""
+        access = fhir_access(hook_request, caller, self.max_pages)
+        context, prefetch = hook_request["context"], hook_request.get("prefetch", {})
+        data = self._resolve(service, context, prefetch, access)
+        _check_patient(data, context["patientId"])
+        return data
+
+    def _resolve(self, service: ServiceDefinition, context: dict[str, Any], prefetch: dict[str, Any],
+                 access: FhirAccess) -> PatientData:
         deadline = time.monotonic() + self.client.limits.timeout
         data = PatientData()
         for key, template in service.prefetch.items():

@@ -11,22 +11,15 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from cds_service.fhir_time import describe_age
-from cds_service.findings import Evidence
-from cds_service.knowledge import CardTemplate, Knowledge, Rule, Suggestion
-from cds_service.triage import Decision, FiredFinding
+from cds_service.domain.fhir_time import describe_age
+from cds_service.domain.findings import Evidence, Statement
+from cds_service.domain.observations import Value
+from cds_service.domain.triage import Decision, FiredFinding
+from cds_service.knowledge.model import CardTemplate, CardWording, Knowledge, Rule, Suggestion
 
 EXTENSION_KEY = "org.weakness-triage"
 SUMMARY_LIMIT = 139
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
-FLAG_TEXT = {
-    "preliminary": "status preliminary (may be incomplete or unverified)",
-    "status-unknown": "status unknown",
-    "time-not-recorded": "time not recorded (treated as current)",
-    "did-not-validate": "the Observation did not validate as FHIR R4; read on the elements used here",
-    "earlier": "older than the time window and not marked sudden or worsening",
-    "severity-not-recorded": "severity not recorded: check whether it is severe",
-}
 
 
 def escape_markdown(text: str) -> str:
@@ -53,17 +46,57 @@ def _summary(template: str, labels: list[str]) -> str:
     return summary if len(summary) <= SUMMARY_LIMIT else summary[: SUMMARY_LIMIT - 1] + "…"
 
 
+def describe_value(value: Value) -> str:
+    if value.kind == "boolean":
+        return f"value {str(value.boolean).lower()}"
+    if value.kind == "number":
+        return f"value {value.number:g}"
+    if value.kind == "concept":
+        concept = value.concept
+        shown = concept.texts[0] if concept.texts else (concept.keys[0][1] if concept.keys else "coded")
+        return f"value {shown}"
+    if value.kind == "text":
+        return "text value"
+    return "no value"
+
+
+def describe_statement(said: Statement) -> str:
+    """What the record says, in the words of a card line."""
+    value = said.value
+    if said.kind == "symptom":
+        return f"Symptom: {describe_value(value)}"
+    if said.kind == "symptom-absent":
+        return f"Symptom absent: {describe_value(value)}"
+    if said.kind == "score":
+        rose = f" (up from {said.previous:g})" if said.previous is not None else ""
+        return f"{said.item} = {value.number:g}{rose}"
+    if said.kind == "interpretation":
+        return "interpretation " + ", ".join(said.interpretation)
+    if value.kind == "boolean":
+        text = f"valueBoolean {str(value.boolean).lower()}"
+    else:
+        text = "recorded without a value" if value.kind == "none" else describe_value(value)
+    return f"FAST item: {text}" if said.kind == "fast-item" else text
+
+
 def _line(item: Evidence, knowledge: Knowledge, now: datetime) -> str:
     label = knowledge.findings[item.finding].label
     age = describe_age(item.when, now) if item.when else "time not recorded"
-    notes = [FLAG_TEXT[f] for f in sorted(item.flags) if f in FLAG_TEXT and f != "time-not-recorded"]
+    flag_text = knowledge.wording.flags
+    notes = [flag_text[f] for f in sorted(item.flags) if f in flag_text]
     qualifiers = [q for q in ("sudden", "worsening", "severe") if q in item.qualifiers]
-    parts = [f"- **{label}**: {escape_markdown(item.reference)}, {escape_markdown(item.described)}"]
+    said = describe_statement(item.statement)
+    parts = [f"- **{label}**: {escape_markdown(item.reference)}, {escape_markdown(said)}"]
     if qualifiers:
         parts.append(", ".join(qualifiers))
     parts.append(age)
     text = "; ".join(parts)
     return text + (f" (_{'; '.join(notes)}_)" if notes else "")
+
+
+def shown_findings(decision: Decision) -> list[Evidence]:
+    """Every record a decision's card lists: the fired findings, then the ones to re-check."""
+    return [item.evidence for item in decision.fired] + decision.earlier
 
 
 def _finding_entry(item: Evidence) -> dict[str, Any]:
@@ -109,12 +142,12 @@ def render_card(decision: Decision, knowledge: Knowledge, base_url: str, patient
         lines += [_line(item, knowledge, now) for item in decision.earlier]
     rules = decision.rules
     if rules:
-        lines += ["", "Why: " + "; ".join(_rule_reason(rule) for rule in rules) + "."]
+        wording = knowledge.wording
+        lines += ["", wording.why_lead + "; ".join(_rule_reason(rule, wording) for rule in rules) + "."]
 
     extension: dict[str, Any] = {
         "rules": [rule.id for rule in rules],
-        "findings": [_finding_entry(item.evidence) for item in shown]
-        + [_finding_entry(e) for e in (decision.earlier if decision.fired else [])],
+        "findings": [_finding_entry(item) for item in shown_findings(decision)],
     }
     if not extension["rules"]:
         del extension["rules"]
@@ -131,11 +164,11 @@ def render_card(decision: Decision, knowledge: Knowledge, base_url: str, patient
     return card
 
 
-def _rule_reason(rule: Rule) -> str:
+def _rule_reason(rule: Rule, wording: CardWording) -> str:
     provenance = rule.provenance
-    origin = (f"safety rule beyond the guide ({provenance['source']})" if provenance.get("beyond_guide")
-              else f"guide section \"{provenance['guide_section']}\"")
-    return f"rule `{rule.id}` from {origin}"
+    origin = (wording.why_beyond_guide.format(source=provenance["source"]) if provenance.get("beyond_guide")
+              else wording.why_guide_section.format(section=provenance["guide_section"]))
+    return wording.why_rule.format(rule=rule.id, origin=origin)
 
 
 def _as_fired(item: Evidence) -> FiredFinding:

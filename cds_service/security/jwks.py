@@ -14,8 +14,8 @@ from typing import Any
 from jwt import PyJWKSet
 from jwt.exceptions import PyJWTError
 
-from cds_service.fhir_client import FhirClient, FhirRequestLimits, FhirUnavailable
-from cds_service.trusted_issuers import usable_jwk
+from cds_service.fhir.client import FhirClient, FhirRequestLimits, FhirUnavailable
+from cds_service.security.trusted_issuers import usable_jwk
 
 log = logging.getLogger(__name__)
 LIFESPAN = 300.0

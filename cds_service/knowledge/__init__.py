@@ -1,0 +1,1 @@
+"""The clinical knowledge: model.py (frozen types), files.py (the file schemas), load.py (the loader)."""
