@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench openapi clean
+.PHONY: run test lint format bench openapi clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,13 +16,17 @@ run: $(STAMP)
 	CDS_AUTH=$${CDS_AUTH:-off} CDS_PUBLIC_URL=$${CDS_PUBLIC_URL:-http://127.0.0.1:8080} \
 	  $(BIN)/cds-service serve --host 127.0.0.1 --port 8080
 
-test: $(STAMP)
-	$(BIN)/ruff check cds_service tests bench
+test: lint
 	$(BIN)/python -m pytest -q -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check cds_service tests bench
+	$(BIN)/ruff format --check cds_service tests bench
 	$(BIN)/mypy cds_service
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix cds_service tests bench
+	$(BIN)/ruff format cds_service tests bench
 
 openapi: $(STAMP)
 	$(BIN)/cds-service openapi > openapi.yaml

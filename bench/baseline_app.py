@@ -41,8 +41,11 @@ def _session() -> requests.Session:
 
 
 def _fetch(body: dict[str, Any], parse: str) -> Any:
-    response = _session().get(observations_url(body["fhirServer"], body["context"]["patientId"]),
-                              headers={"Accept": "application/fhir+json"}, timeout=10)
+    response = _session().get(
+        observations_url(body["fhirServer"], body["context"]["patientId"]),
+        headers={"Accept": "application/fhir+json"},
+        timeout=10,
+    )
     if response.status_code != 200:
         abort(502)
     return response.json() if parse == "flask" else orjson.loads(response.content)
@@ -52,7 +55,7 @@ def _app(parse: str) -> Flask:
     app = Flask(f"baseline_{parse}")
 
     @app.post("/cds-services/<service_id>")
-    def hook(service_id: str) -> Response:
+    def hook(service_id: str) -> Response:  # noqa: ARG001 - Flask passes the URL variable by name
         body = request.get_json() if parse == "flask" else orjson.loads(request.get_data(cache=False))
         if not isinstance(body, dict):
             abort(400)

@@ -66,8 +66,14 @@ def _category(code: str, display: str) -> list[dict[str, Any]]:
     return [{"coding": [{"system": CATEGORY, "code": code, "display": display}]}]
 
 
-def _base(obs_id: str, category: tuple[str, str], coding: list[dict[str, str]], text: str | None,
-          when: datetime, patient_id: str) -> dict[str, Any]:
+def _base(
+    obs_id: str,
+    category: tuple[str, str],
+    coding: list[dict[str, str]],
+    text: str | None,
+    when: datetime,
+    patient_id: str,
+) -> dict[str, Any]:
     code: dict[str, Any] = {"coding": coding}
     if text:
         code["text"] = text
@@ -87,51 +93,90 @@ def _base(obs_id: str, category: tuple[str, str], coding: list[dict[str, str]], 
 
 
 def _quantity(value: float, unit: str, decimals: int) -> dict[str, Any]:
-    return {"value": round(value, decimals) if decimals else int(round(value)), "unit": unit, "system": UCUM,
-            "code": unit}
+    return {"value": round(value, decimals) if decimals else round(value), "unit": unit, "system": UCUM, "code": unit}
 
 
 def vital(rng: random.Random, obs_id: str, when: datetime, patient_id: str) -> dict[str, Any]:
     if rng.random() < 0.15:  # blood pressure panel: two components, no value of its own
-        obs = _base(obs_id, ("vital-signs", "Vital Signs"),
-                    [{"system": LOINC, "code": "85354-9",
-                      "display": "Blood pressure panel with all children optional"}],
-                    "Blood pressure", when, patient_id)
+        obs = _base(
+            obs_id,
+            ("vital-signs", "Vital Signs"),
+            [{"system": LOINC, "code": "85354-9", "display": "Blood pressure panel with all children optional"}],
+            "Blood pressure",
+            when,
+            patient_id,
+        )
         obs["component"] = [
-            {"code": {"coding": [{"system": LOINC, "code": "8480-6", "display": "Systolic blood pressure"}]},
-             "valueQuantity": _quantity(rng.uniform(100, 170), "mm[Hg]", 0)},
-            {"code": {"coding": [{"system": LOINC, "code": "8462-4", "display": "Diastolic blood pressure"}]},
-             "valueQuantity": _quantity(rng.uniform(60, 100), "mm[Hg]", 0)}]
+            {
+                "code": {"coding": [{"system": LOINC, "code": "8480-6", "display": "Systolic blood pressure"}]},
+                "valueQuantity": _quantity(rng.uniform(100, 170), "mm[Hg]", 0),
+            },
+            {
+                "code": {"coding": [{"system": LOINC, "code": "8462-4", "display": "Diastolic blood pressure"}]},
+                "valueQuantity": _quantity(rng.uniform(60, 100), "mm[Hg]", 0),
+            },
+        ]
         return obs
     code, display, unit, low, high, decimals = rng.choice(VITALS)
-    obs = _base(obs_id, ("vital-signs", "Vital Signs"), [{"system": LOINC, "code": code, "display": display}],
-                None, when, patient_id)
+    obs = _base(
+        obs_id,
+        ("vital-signs", "Vital Signs"),
+        [{"system": LOINC, "code": code, "display": display}],
+        None,
+        when,
+        patient_id,
+    )
     obs["valueQuantity"] = _quantity(rng.uniform(low, high), unit, decimals)
     return obs
 
 
 def lab(rng: random.Random, obs_id: str, when: datetime, patient_id: str) -> dict[str, Any]:
     code, display, unit, low, high, decimals, ref_low, ref_high = rng.choice(LABS)
-    obs = _base(obs_id, ("laboratory", "Laboratory"), [{"system": LOINC, "code": code, "display": display}],
-                display.split(" [")[0], when, patient_id)
+    obs = _base(
+        obs_id,
+        ("laboratory", "Laboratory"),
+        [{"system": LOINC, "code": code, "display": display}],
+        display.split(" [")[0],
+        when,
+        patient_id,
+    )
     value = rng.uniform(low, high)
     obs["valueQuantity"] = _quantity(value, unit, decimals)
     flag = "L" if value < ref_low else "H" if value > ref_high else "N"
-    obs["interpretation"] = [{"coding": [{"system": INTERPRETATION, "code": flag,
-                                          "display": {"L": "Low", "H": "High", "N": "Normal"}[flag]}]}]
+    obs["interpretation"] = [
+        {
+            "coding": [
+                {"system": INTERPRETATION, "code": flag, "display": {"L": "Low", "H": "High", "N": "Normal"}[flag]}
+            ]
+        }
+    ]
     obs["referenceRange"] = [{"low": _quantity(ref_low, unit, decimals), "high": _quantity(ref_high, unit, decimals)}]
     return obs
 
 
 def smoking(obs_id: str, when: datetime, patient_id: str) -> dict[str, Any]:
-    obs = _base(obs_id, ("social-history", "Social History"),
-                [{"system": LOINC, "code": "72166-2", "display": "Tobacco smoking status"}], None, when, patient_id)
+    obs = _base(
+        obs_id,
+        ("social-history", "Social History"),
+        [{"system": LOINC, "code": "72166-2", "display": "Tobacco smoking status"}],
+        None,
+        when,
+        patient_id,
+    )
     obs["valueCodeableConcept"] = {"coding": [{"system": SNOMED, "code": "8517006", "display": "Ex-smoker"}]}
     return obs
 
 
-def _finding(obs_id: str, category: tuple[str, str], system: str, code: str, display: str, when: datetime,
-             patient_id: str, **value: Any) -> dict[str, Any]:
+def _finding(
+    obs_id: str,
+    category: tuple[str, str],
+    system: str,
+    code: str,
+    display: str,
+    when: datetime,
+    patient_id: str,
+    **value: Any,
+) -> dict[str, Any]:
     obs = _base(obs_id, category, [{"system": system, "code": code, "display": display}], None, when, patient_id)
     obs.update(value)
     return obs
@@ -150,37 +195,113 @@ def mixed_findings(now: datetime, patient_id: str, prefix: str) -> list[dict[str
     """A few findings as a neurology clinic records them: one new facial droop (critical) and negative screens."""
     back = {"coding": [{"system": SNOMED, "code": "52612000", "display": "Lumbar region structure"}]}
     return [
-        _finding(f"{prefix}-droop", EXAM, SNOMED, "280816001", "Facial palsy", now - timedelta(hours=3),
-                 patient_id, valueBoolean=True),
-        _finding(f"{prefix}-gcs", EXAM, LOINC, "9269-2", "Glasgow coma score total", now - timedelta(hours=3),
-                 patient_id, valueInteger=15),
-        _finding(f"{prefix}-phq9", SURVEY, LOINC, "44261-6",
-                 "Patient Health Questionnaire 9 item (PHQ-9) total score [Reported]", now - timedelta(days=20),
-                 patient_id, valueInteger=6),
-        _finding(f"{prefix}-pain", SURVEY, LOINC, "72514-3",
-                 "Pain severity - 0-10 verbal numeric rating [Score] - Reported", now - timedelta(days=30),
-                 patient_id, valueInteger=3, bodySite=back),
-        _finding(f"{prefix}-dizzy", EXAM, LOINC, "111551-8", "Symptom absent", now - timedelta(hours=3),
-                 patient_id, valueCodeableConcept={"coding": [{"system": SNOMED, "code": "404640003",
-                                                               "display": "Dizziness"}]}),
+        _finding(
+            f"{prefix}-droop",
+            EXAM,
+            SNOMED,
+            "280816001",
+            "Facial palsy",
+            now - timedelta(hours=3),
+            patient_id,
+            valueBoolean=True,
+        ),
+        _finding(
+            f"{prefix}-gcs",
+            EXAM,
+            LOINC,
+            "9269-2",
+            "Glasgow coma score total",
+            now - timedelta(hours=3),
+            patient_id,
+            valueInteger=15,
+        ),
+        _finding(
+            f"{prefix}-phq9",
+            SURVEY,
+            LOINC,
+            "44261-6",
+            "Patient Health Questionnaire 9 item (PHQ-9) total score [Reported]",
+            now - timedelta(days=20),
+            patient_id,
+            valueInteger=6,
+        ),
+        _finding(
+            f"{prefix}-pain",
+            SURVEY,
+            LOINC,
+            "72514-3",
+            "Pain severity - 0-10 verbal numeric rating [Score] - Reported",
+            now - timedelta(days=30),
+            patient_id,
+            valueInteger=3,
+            bodySite=back,
+        ),
+        _finding(
+            f"{prefix}-dizzy",
+            EXAM,
+            LOINC,
+            "111551-8",
+            "Symptom absent",
+            now - timedelta(hours=3),
+            patient_id,
+            valueCodeableConcept={"coding": [{"system": SNOMED, "code": "404640003", "display": "Dizziness"}]},
+        ),
     ]
 
 
 def info_findings(now: datetime, patient_id: str, prefix: str) -> list[dict[str, Any]]:
     """Only info-tier findings: a positive GAD-7 (contact) and asthenia (self-management)."""
     return [
-        _finding(f"{prefix}-gad7", SURVEY, LOINC, "70274-6",
-                 "Generalized anxiety disorder 7 item (GAD-7) total score [Reported.PHQ]", now - timedelta(days=5),
-                 patient_id, valueInteger=12),
-        _finding(f"{prefix}-asthenia", EXAM, SNOMED, "13791008", "Asthenia", now - timedelta(days=2),
-                 patient_id, valueBoolean=True),
-        _finding(f"{prefix}-phq2", SURVEY, LOINC, "55758-7",
-                 "Patient Health Questionnaire 2 item (PHQ-2) total score [Reported]", now - timedelta(days=5),
-                 patient_id, valueInteger=1),
-        _finding(f"{prefix}-gcs", EXAM, LOINC, "9269-2", "Glasgow coma score total", now - timedelta(days=2),
-                 patient_id, valueInteger=15),
-        _finding(f"{prefix}-droop", EXAM, SNOMED, "280816001", "Facial palsy", now - timedelta(days=2),
-                 patient_id, valueBoolean=False),
+        _finding(
+            f"{prefix}-gad7",
+            SURVEY,
+            LOINC,
+            "70274-6",
+            "Generalized anxiety disorder 7 item (GAD-7) total score [Reported.PHQ]",
+            now - timedelta(days=5),
+            patient_id,
+            valueInteger=12,
+        ),
+        _finding(
+            f"{prefix}-asthenia",
+            EXAM,
+            SNOMED,
+            "13791008",
+            "Asthenia",
+            now - timedelta(days=2),
+            patient_id,
+            valueBoolean=True,
+        ),
+        _finding(
+            f"{prefix}-phq2",
+            SURVEY,
+            LOINC,
+            "55758-7",
+            "Patient Health Questionnaire 2 item (PHQ-2) total score [Reported]",
+            now - timedelta(days=5),
+            patient_id,
+            valueInteger=1,
+        ),
+        _finding(
+            f"{prefix}-gcs",
+            EXAM,
+            LOINC,
+            "9269-2",
+            "Glasgow coma score total",
+            now - timedelta(days=2),
+            patient_id,
+            valueInteger=15,
+        ),
+        _finding(
+            f"{prefix}-droop",
+            EXAM,
+            SNOMED,
+            "280816001",
+            "Facial palsy",
+            now - timedelta(days=2),
+            patient_id,
+            valueBoolean=False,
+        ),
     ]
 
 
@@ -189,38 +310,107 @@ def negative_findings(now: datetime, patient_id: str, prefix: str) -> list[dict[
     when = now - timedelta(hours=2)
     return [
         _finding(f"{prefix}-droop", EXAM, SNOMED, "280816001", "Facial palsy", when, patient_id, valueBoolean=False),
-        _finding(f"{prefix}-numb", EXAM, SNOMED, "309557009", "Numbness of face", when, patient_id,
-                 valueCodeableConcept={"coding": [{"system": SNOMED, "code": "2667000", "display": "Absent"}]}),
-        _finding(f"{prefix}-hemi", EXAM, SNOMED, "20022000", "Hemiparesis", when, patient_id,
-                 valueCodeableConcept=_yes_no(False)),
-        _finding(f"{prefix}-speech", EXAM, SNOMED, "29164008", "Disturbance in speech", when, patient_id,
-                 interpretation=[{"coding": [{"system": INTERPRETATION, "code": "NEG", "display": "Negative"}]}]),
-        _finding(f"{prefix}-gcs", EXAM, LOINC, "9269-2", "Glasgow coma score total", when, patient_id,
-                 valueInteger=15),
-        _finding(f"{prefix}-nihss-sens", EXAM, LOINC, "70193-8", "Sensory [NIH Stroke Scale]", when, patient_id,
-                 valueInteger=0),
-        _finding(f"{prefix}-fast", EXAM, SNOMED, "716800008", "Face Arm Speech Test score", when, patient_id,
-                 component=[
-                     {"code": {"coding": [{"system": SNOMED, "code": "89545001", "display": "Face structure"}]},
-                      "valueCodeableConcept": _yes_no(False)},
-                     {"code": {"coding": [{"system": SNOMED, "code": "53120007", "display": "Upper limb structure"}]},
-                      "valueCodeableConcept": _yes_no(False)},
-                     {"code": {"coding": [{"system": SNOMED, "code": "87335007", "display": "Speaking"}]},
-                      "valueCodeableConcept": _yes_no(False)}]),
-        _finding(f"{prefix}-phq9", SURVEY, LOINC, "44261-6",
-                 "Patient Health Questionnaire 9 item (PHQ-9) total score [Reported]", now - timedelta(days=3),
-                 patient_id, valueInteger=4),
-        _finding(f"{prefix}-gad7", SURVEY, LOINC, "70274-6",
-                 "Generalized anxiety disorder 7 item (GAD-7) total score [Reported.PHQ]", now - timedelta(days=3),
-                 patient_id, valueInteger=3),
-        _finding(f"{prefix}-item9", SURVEY, LOINC, "44260-8",
-                 "Thoughts that you would be better off dead, or of hurting yourself in some way in last 2 weeks "
-                 "[Reported.PHQ]", now - timedelta(days=3), patient_id, valueInteger=0),
+        _finding(
+            f"{prefix}-numb",
+            EXAM,
+            SNOMED,
+            "309557009",
+            "Numbness of face",
+            when,
+            patient_id,
+            valueCodeableConcept={"coding": [{"system": SNOMED, "code": "2667000", "display": "Absent"}]},
+        ),
+        _finding(
+            f"{prefix}-hemi",
+            EXAM,
+            SNOMED,
+            "20022000",
+            "Hemiparesis",
+            when,
+            patient_id,
+            valueCodeableConcept=_yes_no(False),
+        ),
+        _finding(
+            f"{prefix}-speech",
+            EXAM,
+            SNOMED,
+            "29164008",
+            "Disturbance in speech",
+            when,
+            patient_id,
+            interpretation=[{"coding": [{"system": INTERPRETATION, "code": "NEG", "display": "Negative"}]}],
+        ),
+        _finding(f"{prefix}-gcs", EXAM, LOINC, "9269-2", "Glasgow coma score total", when, patient_id, valueInteger=15),
+        _finding(
+            f"{prefix}-nihss-sens",
+            EXAM,
+            LOINC,
+            "70193-8",
+            "Sensory [NIH Stroke Scale]",
+            when,
+            patient_id,
+            valueInteger=0,
+        ),
+        _finding(
+            f"{prefix}-fast",
+            EXAM,
+            SNOMED,
+            "716800008",
+            "Face Arm Speech Test score",
+            when,
+            patient_id,
+            component=[
+                {
+                    "code": {"coding": [{"system": SNOMED, "code": "89545001", "display": "Face structure"}]},
+                    "valueCodeableConcept": _yes_no(False),
+                },
+                {
+                    "code": {"coding": [{"system": SNOMED, "code": "53120007", "display": "Upper limb structure"}]},
+                    "valueCodeableConcept": _yes_no(False),
+                },
+                {
+                    "code": {"coding": [{"system": SNOMED, "code": "87335007", "display": "Speaking"}]},
+                    "valueCodeableConcept": _yes_no(False),
+                },
+            ],
+        ),
+        _finding(
+            f"{prefix}-phq9",
+            SURVEY,
+            LOINC,
+            "44261-6",
+            "Patient Health Questionnaire 9 item (PHQ-9) total score [Reported]",
+            now - timedelta(days=3),
+            patient_id,
+            valueInteger=4,
+        ),
+        _finding(
+            f"{prefix}-gad7",
+            SURVEY,
+            LOINC,
+            "70274-6",
+            "Generalized anxiety disorder 7 item (GAD-7) total score [Reported.PHQ]",
+            now - timedelta(days=3),
+            patient_id,
+            valueInteger=3,
+        ),
+        _finding(
+            f"{prefix}-item9",
+            SURVEY,
+            LOINC,
+            "44260-8",
+            "Thoughts that you would be better off dead, or of hurting yourself in some way in last 2 weeks "
+            "[Reported.PHQ]",
+            now - timedelta(days=3),
+            patient_id,
+            valueInteger=0,
+        ),
     ]
 
 
-def chart(now: datetime, count: int, findings: list[dict[str, Any]], seed: int,
-          patient_id: str = PATIENT_ID) -> list[dict[str, Any]]:
+def chart(
+    now: datetime, count: int, findings: list[dict[str, Any]], seed: int, patient_id: str = PATIENT_ID
+) -> list[dict[str, Any]]:
     """`count` Observations over the last year: the given findings, the rest vitals (70%), labs and social history,
     newest first (as `_sort=-date` returns them)."""
     rng = random.Random(seed)
@@ -240,18 +430,34 @@ def chart(now: datetime, count: int, findings: list[dict[str, Any]], seed: int,
 
 
 def searchset(resources: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"resourceType": "Bundle", "type": "searchset", "total": len(resources),
-            "entry": [{"fullUrl": f"urn:uuid:{uuid.UUID(int=random.Random(r['id']).getrandbits(128))}",
-                       "resource": r, "search": {"mode": "match"}} for r in resources]}
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "entry": [
+            {
+                "fullUrl": f"urn:uuid:{uuid.UUID(int=random.Random(r['id']).getrandbits(128))}",
+                "resource": r,
+                "search": {"mode": "match"},
+            }
+            for r in resources
+        ],
+    }
 
 
 def patient(patient_id: str = PATIENT_ID) -> dict[str, Any]:
-    return {"resourceType": "Patient", "id": patient_id, "name": [{"family": "Bench", "given": ["Alex"]}],
-            "gender": "female", "birthDate": "1961-04-12"}
+    return {
+        "resourceType": "Patient",
+        "id": patient_id,
+        "name": [{"family": "Bench", "given": ["Alex"]}],
+        "gender": "female",
+        "birthDate": "1961-04-12",
+    }
 
 
-def hook_request(observations: list[dict[str, Any]] | None, patient_id: str = PATIENT_ID,
-                 fhir_server: str | None = None) -> dict[str, Any]:
+def hook_request(
+    observations: list[dict[str, Any]] | None, patient_id: str = PATIENT_ID, fhir_server: str | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "hook": "patient-view",
         "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
@@ -267,8 +473,12 @@ def hook_request(observations: list[dict[str, Any]] | None, patient_id: str = PA
 def workloads(now: datetime, fhir_server: str | None) -> list[Workload]:
     """W1-W4 as the issue defines them. W3 needs the FHIR server holding `w3_resources(now)`."""
     w1 = chart(now, 100, mixed_findings(now, PATIENT_ID, "w1"), seed=1)
-    w2 = chart(now, 1000, [f for k in range(10) for f in mixed_findings(now - timedelta(days=40 * k), PATIENT_ID,
-                                                                         f"w2-{k}")], seed=2)
+    w2 = chart(
+        now,
+        1000,
+        [f for k in range(10) for f in mixed_findings(now - timedelta(days=40 * k), PATIENT_ID, f"w2-{k}")],
+        seed=2,
+    )
     w4a = chart(now, 100, info_findings(now, PATIENT_ID, "w4a"), seed=4)
     w4b = chart(now, 100, negative_findings(now, PATIENT_ID, "w4b"), seed=5)
     result = [
@@ -276,8 +486,16 @@ def workloads(now: datetime, fhir_server: str | None) -> list[Workload]:
         Workload("W2", "patient-view, 1,000 prefetched Observations", hook_request(w2), ["critical"], 1000, 50),
     ]
     if fhir_server is not None:
-        result.append(Workload("W3", "no prefetch: fetch 100 Observations from the FHIR server",
-                               hook_request(None, fhir_server=fhir_server), ["critical"], 100, 5))
+        result.append(
+            Workload(
+                "W3",
+                "no prefetch: fetch 100 Observations from the FHIR server",
+                hook_request(None, fhir_server=fhir_server),
+                ["critical"],
+                100,
+                5,
+            )
+        )
     result += [
         Workload("W4a", "info-only chart, 100 Observations", hook_request(w4a), ["info", "info"], 100, 5),
         Workload("W4b", "all-negative chart, 100 Observations", hook_request(w4b), [], 100, 10),

@@ -22,8 +22,12 @@ from typing import Any
 import requests
 
 Recording = dict[str, dict[str, Any]]  # "/path?query" -> {"status", "content_type", "body_b64"}
-NOT_FOUND = json.dumps({"resourceType": "OperationOutcome", "issue": [
-    {"severity": "error", "code": "not-found", "diagnostics": "not recorded"}]}).encode()
+NOT_FOUND = json.dumps(
+    {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "not-found", "diagnostics": "not recorded"}],
+    }
+).encode()
 
 
 def record(fhir_base: str, paths: list[str]) -> Recording:
@@ -32,9 +36,11 @@ def record(fhir_base: str, paths: list[str]) -> Recording:
     for path in paths:
         response = requests.get(fhir_base + path, headers={"Accept": "application/fhir+json"}, timeout=30)
         response.raise_for_status()
-        recording[path] = {"status": response.status_code,
-                           "content_type": response.headers.get("Content-Type", "application/fhir+json"),
-                           "body_b64": base64.b64encode(response.content).decode()}
+        recording[path] = {
+            "status": response.status_code,
+            "content_type": response.headers.get("Content-Type", "application/fhir+json"),
+            "body_b64": base64.b64encode(response.content).decode(),
+        }
     return recording
 
 
@@ -43,10 +49,12 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 def replay_app(recording: Recording, prefix: str) -> Callable[..., Awaitable[None]]:
     """An ASGI app answering GET {prefix}{path} with the recorded answer, and /healthz."""
-    answers = {prefix + path: (item["status"], item["content_type"].encode(), base64.b64decode(item["body_b64"]))
-               for path, item in recording.items()}
+    answers = {
+        prefix + path: (item["status"], item["content_type"].encode(), base64.b64decode(item["body_b64"]))
+        for path, item in recording.items()
+    }
 
-    async def app(scope: dict[str, Any], receive: Callable[[], Awaitable[Any]], send: Send) -> None:
+    async def app(scope: dict[str, Any], _receive: Callable[[], Awaitable[Any]], send: Send) -> None:
         if scope["type"] != "http":
             return
         query = scope.get("query_string", b"").decode("latin-1")
@@ -55,8 +63,13 @@ def replay_app(recording: Recording, prefix: str) -> Callable[..., Awaitable[Non
             status, content_type, body = 200, b"application/json", b'{"status":"ok"}'
         else:
             status, content_type, body = answers.get(target, (404, b"application/fhir+json", NOT_FOUND))
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     return app

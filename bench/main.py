@@ -37,8 +37,12 @@ SERVICE_PATH = "/cds-services/weakness-triage-patient-view"
 # The query the service (and the baselines) make in W3 (the Observations prefetch of cds_service/service_registry.py;
 # the optional Patient is not fetched), sent straight to the FHIR server.
 FHIR_PATHS = {"observations": observations_url("", charts.PATIENT_ID)}
-TARGETS = {"W1": {"min_ratio_c16": 0.5, "max_p99_ms": 20.0}, "W2": {"min_ratio_c16": 0.4, "max_p99_ms": 60.0},
-           "W3": {"max_added_p50_ms": 3.0}, "memory": {"max_worker_peak_rss_mb": 150.0}}
+TARGETS = {
+    "W1": {"min_ratio_c16": 0.5, "max_p99_ms": 20.0},
+    "W2": {"min_ratio_c16": 0.4, "max_p99_ms": 60.0},
+    "W3": {"max_added_p50_ms": 3.0},
+    "memory": {"max_worker_peak_rss_mb": 150.0},
+}
 
 
 def log(message: str) -> None:
@@ -47,17 +51,36 @@ def log(message: str) -> None:
 
 
 def machine() -> dict[str, Any]:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=servers.REPO, capture_output=True,
-                                text=True, timeout=5).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=servers.REPO,
-                                    capture_output=True, text=True, timeout=5).stdout.strip())
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=servers.REPO, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=servers.REPO,
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout.strip()
+        )
     except (OSError, subprocess.SubprocessError):
         commit, dirty = "", False
-    return {"nproc": os.cpu_count(), "cpu_model": model, "python": platform.python_version(),
-            "kernel": platform.release(), "git_commit": commit + ("-dirty" if dirty else "")}
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "git_commit": commit + ("-dirty" if dirty else ""),
+    }
 
 
 def _interrupt(signum: int, _frame: FrameType | None) -> None:
@@ -65,8 +88,12 @@ def _interrupt(signum: int, _frame: FrameType | None) -> None:
 
 
 def _post(workload: charts.Workload, base_url: str, name: str) -> requests.Response:
-    response = requests.post(base_url + SERVICE_PATH, data=orjson.dumps(workload.body),
-                             headers={"Content-Type": "application/json"}, timeout=30)
+    response = requests.post(
+        base_url + SERVICE_PATH,
+        data=orjson.dumps(workload.body),
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
     if response.status_code != 200:
         raise RuntimeError(f"{workload.id}: {name} answered {response.status_code}: {response.text[:500]}")
     return response
@@ -80,9 +107,14 @@ def check_answer(workload: charts.Workload, base_url: str) -> None:
         raise RuntimeError(f"{workload.id}: expected cards {workload.expect_indicators}, got {indicators}")
 
 
-def run_workload(workload: charts.Workload, service: servers.MeasuredGunicorn,
-                 baselines: dict[str, servers.MeasuredGunicorn], args: argparse.Namespace, tmp: Path,
-                 fhir_base: str | None = None) -> dict[str, Any]:
+def run_workload(
+    workload: charts.Workload,
+    service: servers.MeasuredGunicorn,
+    baselines: dict[str, servers.MeasuredGunicorn],
+    args: argparse.Namespace,
+    tmp: Path,
+    fhir_base: str | None = None,
+) -> dict[str, Any]:
     """Baselines and service alternately, `args.rounds` times per concurrency, so that a burst of other load on the
     machine hits all of them; with fhir_base (W3), the FHIR server's own time is measured in the same rounds.
 
@@ -93,9 +125,15 @@ def run_workload(workload: charts.Workload, service: servers.MeasuredGunicorn,
     check_answer(workload, service.base_url)
     for name, baseline in baselines.items():
         _post(workload, baseline.base_url, f"baseline {name}")  # answers 200 (in W3: it reached the FHIR server)
-    result: dict[str, Any] = {"id": workload.id, "title": workload.title, "body_bytes": body_path.stat().st_size,
-                              "observations": workload.observations, "relevant": workload.relevant,
-                              "expected_cards": workload.expect_indicators, "runs": []}
+    result: dict[str, Any] = {
+        "id": workload.id,
+        "title": workload.title,
+        "body_bytes": body_path.stat().st_size,
+        "observations": workload.observations,
+        "relevant": workload.relevant,
+        "expected_cards": workload.expect_indicators,
+        "runs": [],
+    }
     seconds = args.duration / args.rounds
     direct: dict[str, list[wrk.WrkResult]] = {key: [] for key in FHIR_PATHS}
     for connections in (1, args.connections):
@@ -116,10 +154,20 @@ def run_workload(workload: charts.Workload, service: servers.MeasuredGunicorn,
         ours, base, strict = (wrk.merge(rounds_of[name]) for name in ("service", "flask", "orjson"))
         ratio = round(ours.rps / base.rps, 3) if base.rps else 0.0
         ratio_orjson = round(ours.rps / strict.rps, 3) if strict.rps else 0.0
-        log(f"{workload.id} c{connections}: service {ours.rps:.0f} req/s p99 {ours.p99_ms:.1f} ms, "
-            f"baseline {base.rps:.0f} req/s -> ratio {ratio:.2f} (orjson app {strict.rps:.0f} -> {ratio_orjson:.2f})")
-        result["runs"].append({"connections": connections, "service": ours.as_dict(), "baseline": base.as_dict(),
-                               "ratio": ratio, "baseline_orjson": strict.as_dict(), "ratio_orjson": ratio_orjson})
+        log(
+            f"{workload.id} c{connections}: service {ours.rps:.0f} req/s p99 {ours.p99_ms:.1f} ms, "
+            f"baseline {base.rps:.0f} req/s -> ratio {ratio:.2f} (orjson app {strict.rps:.0f} -> {ratio_orjson:.2f})"
+        )
+        result["runs"].append(
+            {
+                "connections": connections,
+                "service": ours.as_dict(),
+                "baseline": base.as_dict(),
+                "ratio": ratio,
+                "baseline_orjson": strict.as_dict(),
+                "ratio_orjson": ratio_orjson,
+            }
+        )
     if fhir_base:
         merged = {key: wrk.merge(runs).as_dict() for key, runs in direct.items()}
         own_p50 = round(sum(found["p50_ms"] for found in merged.values()), 3)
@@ -140,27 +188,35 @@ def _fmt(value: float, digits: int = 1) -> str:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    header = (f"{'workload':<9}{'conc':>5}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'base req/s':>11}"
-              f"{'ratio':>7}{'base p99':>9}{'orjson app':>11}{'ratio':>7}{'errors':>7}{'peak RSS/worker MB':>20}")
+    header = (
+        f"{'workload':<9}{'conc':>5}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'base req/s':>11}"
+        f"{'ratio':>7}{'base p99':>9}{'orjson app':>11}{'ratio':>7}{'errors':>7}{'peak RSS/worker MB':>20}"
+    )
     lines = [header, "-" * len(header)]
     for item in results:
         rss = max(item["service_worker_peak_rss_mb"], default=0.0)
         for run in item["runs"]:
             s, b = run["service"], run["baseline"]
-            lines.append(f"{item['id']:<9}{run['connections']:>5}{_fmt(s['rps'], 0):>9}{_fmt(s['p50_ms'], 2):>9}"
-                         f"{_fmt(s['p95_ms'], 2):>9}{_fmt(s['p99_ms'], 2):>9}{_fmt(b['rps'], 0):>11}"
-                         f"{_fmt(run['ratio'], 2):>7}{_fmt(b['p99_ms'], 2):>9}"
-                         f"{_fmt(run['baseline_orjson']['rps'], 0):>11}{_fmt(run['ratio_orjson'], 2):>7}"
-                         f"{s['errors']:>7}{_fmt(rss):>20}")
+            lines.append(
+                f"{item['id']:<9}{run['connections']:>5}{_fmt(s['rps'], 0):>9}{_fmt(s['p50_ms'], 2):>9}"
+                f"{_fmt(s['p95_ms'], 2):>9}{_fmt(s['p99_ms'], 2):>9}{_fmt(b['rps'], 0):>11}"
+                f"{_fmt(run['ratio'], 2):>7}{_fmt(b['p99_ms'], 2):>9}"
+                f"{_fmt(run['baseline_orjson']['rps'], 0):>11}{_fmt(run['ratio_orjson'], 2):>7}"
+                f"{s['errors']:>7}{_fmt(rss):>20}"
+            )
         if "fhir_direct" in item:
             c1 = item["runs"][0]["service"]
-            lines.append(f"{'':<9}W3 added time at c1: service p50 {c1['p50_ms']:.2f} ms - FHIR server's own p50 "
-                         f"{item['fhir_direct']['p50_sum_ms']:.2f} ms ({' + '.join(FHIR_PATHS)}) = "
-                         f"{item['added_p50_ms']:.2f} ms")
-            lines.append(f"{'':<9}the baselines' added time (fetch + parse, no triage): Flask "
-                         f"{item['baseline_added_p50_ms']:.2f} ms, orjson app "
-                         f"{item['baseline_orjson_added_p50_ms']:.2f} ms; the service beyond the Flask baseline: "
-                         f"{item['added_p50_ms'] - item['baseline_added_p50_ms']:.2f} ms")
+            lines.append(
+                f"{'':<9}W3 added time at c1: service p50 {c1['p50_ms']:.2f} ms - FHIR server's own p50 "
+                f"{item['fhir_direct']['p50_sum_ms']:.2f} ms ({' + '.join(FHIR_PATHS)}) = "
+                f"{item['added_p50_ms']:.2f} ms"
+            )
+            lines.append(
+                f"{'':<9}the baselines' added time (fetch + parse, no triage): Flask "
+                f"{item['baseline_added_p50_ms']:.2f} ms, orjson app "
+                f"{item['baseline_orjson_added_p50_ms']:.2f} ms; the service beyond the Flask baseline: "
+                f"{item['added_p50_ms'] - item['baseline_added_p50_ms']:.2f} ms"
+            )
     return "\n".join(lines)
 
 
@@ -170,21 +226,26 @@ def verdicts(results: list[dict[str, Any]]) -> dict[str, Any]:
     for wid in ("W1", "W2"):
         if wid in by_id:
             c1, c16 = by_id[wid]["runs"][0], by_id[wid]["runs"][-1]
-            out[wid] = {"ratio_c16": c16["ratio"], "ratio_orjson_app_c16": c16["ratio_orjson"],
-                        "p99_c1_ms": c1["service"]["p99_ms"],
-                        "p99_c16_ms": c16["service"]["p99_ms"],
-                        "met": c16["ratio"] >= TARGETS[wid]["min_ratio_c16"]
-                        and c1["service"]["p99_ms"] < TARGETS[wid]["max_p99_ms"]}
+            out[wid] = {
+                "ratio_c16": c16["ratio"],
+                "ratio_orjson_app_c16": c16["ratio_orjson"],
+                "p99_c1_ms": c1["service"]["p99_ms"],
+                "p99_c16_ms": c16["service"]["p99_ms"],
+                "met": c16["ratio"] >= TARGETS[wid]["min_ratio_c16"]
+                and c1["service"]["p99_ms"] < TARGETS[wid]["max_p99_ms"],
+            }
     if "W3" in by_id:
         added = by_id["W3"]["added_p50_ms"]
-        out["W3"] = {"added_p50_ms": added, "baseline_added_p50_ms": by_id["W3"]["baseline_added_p50_ms"],
-                     "baseline_orjson_added_p50_ms": by_id["W3"]["baseline_orjson_added_p50_ms"],
-                     "ratio_c16": by_id["W3"]["runs"][-1]["ratio"],
-                     "met": added < TARGETS["W3"]["max_added_p50_ms"]}
+        out["W3"] = {
+            "added_p50_ms": added,
+            "baseline_added_p50_ms": by_id["W3"]["baseline_added_p50_ms"],
+            "baseline_orjson_added_p50_ms": by_id["W3"]["baseline_orjson_added_p50_ms"],
+            "ratio_c16": by_id["W3"]["runs"][-1]["ratio"],
+            "met": added < TARGETS["W3"]["max_added_p50_ms"],
+        }
     if "W2" in by_id:
         peak = max(by_id["W2"]["service_worker_peak_rss_mb"], default=0.0)
-        out["memory"] = {"worker_peak_rss_mb_after_W2": peak,
-                         "met": peak < TARGETS["memory"]["max_worker_peak_rss_mb"]}
+        out["memory"] = {"worker_peak_rss_mb_after_W2": peak, "met": peak < TARGETS["memory"]["max_worker_peak_rss_mb"]}
     return out
 
 
@@ -214,19 +275,28 @@ def start_fhir_server(kind: str, now: datetime, tmp: Path, stack: ExitStack) -> 
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="bench/run.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per measured wrk run (default 8)")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up before each run (default 2)")
     parser.add_argument("--quick", action="store_true", help="3 s runs, 1 s warm-up, 1 round (about 1.5 minutes)")
-    parser.add_argument("--rounds", type=int, default=None,
-                        help="alternate baseline and service this many times per run (default 2; 1 with --quick)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="alternate baseline and service this many times per run (default 2; 1 with --quick)",
+    )
     parser.add_argument("--connections", type=int, default=16, help="the high concurrency (default 16)")
     parser.add_argument("--workers", type=int, default=0, help="gunicorn workers (default: as `serve` picks)")
     parser.add_argument("--threads", type=int, default=0, help="threads per worker (default: as `serve` picks)")
-    parser.add_argument("--fhir-server", choices=("replay", "sekmet"), default="replay",
-                        help="W3's FHIR server: sekmet's recorded answers replayed by a server that costs our CPU "
-                             "almost nothing (default), or sekmet itself")
+    parser.add_argument(
+        "--fhir-server",
+        choices=("replay", "sekmet"),
+        default="replay",
+        help="W3's FHIR server: sekmet's recorded answers replayed by a server that costs our CPU "
+        "almost nothing (default), or sekmet itself",
+    )
     parser.add_argument("--only", default="", help="comma-separated workloads, e.g. W1,W3 (default: all)")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where to write the JSON")
     args = parser.parse_args(argv)
@@ -263,8 +333,10 @@ def main(argv: list[str] | None = None) -> int:
         if wanted("W3"):
             fhir_base = start_fhir_server(args.fhir_server, now, tmp, stack)
         extra = {"CDS_ALLOWED_FHIR_SERVERS": fhir_base, "CDS_ALLOW_HTTP_LOOPBACK": "1"} if fhir_base else {}
-        log(f"starting service and baseline: {workers} workers x {threads} threads "
-            f"({gunicorn_options('127.0.0.1', 0, workers, threads)['worker_class']})")
+        log(
+            f"starting service and baseline: {workers} workers x {threads} threads "
+            f"({gunicorn_options('127.0.0.1', 0, workers, threads)['worker_class']})"
+        )
         service = servers.service(tmp, workers, threads, extra)
         stack.callback(service.stop)
         service.start()
@@ -278,29 +350,39 @@ def main(argv: list[str] | None = None) -> int:
             if not wanted(workload.id):
                 continue
             log(f"{workload.id}: {workload.title}")
-            results.append(run_workload(workload, service, baselines, args, tmp,
-                                        fhir_base if workload.id == "W3" else None))
+            results.append(
+                run_workload(workload, service, baselines, args, tmp, fhir_base if workload.id == "W3" else None)
+            )
 
     report = {
         "when": now.isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, "bench/run.py", *(argv if argv is not None
-                                                                          else sys.argv[1:])]),
+        "command": " ".join([Path(sys.executable).name, "bench/run.py", *(argv if argv is not None else sys.argv[1:])]),
         "machine": machine(),
-        "server": {"workers": workers, "threads": threads,
-                   "worker_class": gunicorn_options("127.0.0.1", 0, workers, threads)["worker_class"]},
+        "server": {
+            "workers": workers,
+            "threads": threads,
+            "worker_class": gunicorn_options("127.0.0.1", 0, workers, threads)["worker_class"],
+        },
         "load_generator": "wrk 1 thread, keep-alive connections",
         "w3_fhir_server": args.fhir_server,
-        "duration_s": args.duration, "warmup_s": args.warmup, "rounds": args.rounds,
-        "connections": [1, args.connections], "load_average_before": load_before,
-        "workloads": results, "targets": TARGETS, "verdicts": verdicts(results),
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "rounds": args.rounds,
+        "connections": [1, args.connections],
+        "load_average_before": load_before,
+        "workloads": results,
+        "targets": TARGETS,
+        "verdicts": verdicts(results),
         "elapsed_s": round(time.monotonic() - started, 1),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(table(results))
     print(f"\nverdicts: {json.dumps(report['verdicts'])}")
-    print(f"machine: {report['machine']['nproc']} x {report['machine']['cpu_model']}; server: "
-          f"{workers} {report['server']['worker_class']} workers x {threads} threads; "
-          f"runs of {args.duration:g} s after {args.warmup:g} s warm-up; total {report['elapsed_s']:.0f} s")
+    print(
+        f"machine: {report['machine']['nproc']} x {report['machine']['cpu_model']}; server: "
+        f"{workers} {report['server']['worker_class']} workers x {threads} threads; "
+        f"runs of {args.duration:g} s after {args.warmup:g} s warm-up; total {report['elapsed_s']:.0f} s"
+    )
     print(f"written: {args.out}")
     return 0

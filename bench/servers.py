@@ -46,25 +46,57 @@ def _vm_hwm_mb(pid: int) -> float | None:
 def service(tmp: Path, workers: int, threads: int, extra_env: dict[str, str]) -> MeasuredGunicorn:
     """The service as deployed: `python -m cds_service serve`, auth off, its own SQLite file."""
     port = free_port()
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CDS_")},
-           "CDS_AUTH": "off", "CDS_PUBLIC_URL": f"http://127.0.0.1:{port}",
-           "CDS_DATABASE_URL": f"sqlite:///{tmp / 'cds.db'}", **extra_env}
-    command = [sys.executable, "-m", "cds_service", "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", str(workers), "--threads", str(threads)]
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CDS_")},
+        "CDS_AUTH": "off",
+        "CDS_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "CDS_DATABASE_URL": f"sqlite:///{tmp / 'cds.db'}",
+        **extra_env,
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "cds_service",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+    ]
     return MeasuredGunicorn("service", command, port, env, tmp / "service.log")
 
 
 def baseline(tmp: Path, workers: int, threads: int, parser: str) -> MeasuredGunicorn:
     """A baseline app of bench/baseline_app.py (`parser`: flask or orjson) under the service's gunicorn settings."""
     port = free_port()
-    command = [sys.executable, str(REPO / "bench" / "baseline_server.py"), "--port", str(port),
-               "--workers", str(workers), "--threads", str(threads), "--parser", parser]
+    command = [
+        sys.executable,
+        str(REPO / "bench" / "baseline_server.py"),
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--parser",
+        parser,
+    ]
     return MeasuredGunicorn(f"baseline-{parser}", command, port, dict(os.environ), tmp / f"baseline-{parser}.log")
 
 
 def fhir_replay(tmp: Path, recording: Path) -> MeasuredGunicorn:
     """bench/fhir_replay.py serving `recording` (W3's FHIR server)."""
     port = free_port()
-    command = [sys.executable, str(REPO / "bench" / "fhir_replay.py"), "--port", str(port), "--recording",
-               str(recording)]
+    command = [
+        sys.executable,
+        str(REPO / "bench" / "fhir_replay.py"),
+        "--port",
+        str(port),
+        "--recording",
+        str(recording),
+    ]
     return MeasuredGunicorn("fhir-replay", command, port, dict(os.environ), tmp / "fhir-replay.log")

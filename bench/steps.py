@@ -37,10 +37,20 @@ def best_ms(action: Callable[[], object], repeat: int) -> float:
 
 def wsgi_call(app: Any, path: str, body: bytes) -> Callable[[], object]:
     """One POST through the app's WSGI interface, as gunicorn would make it (minus the socket)."""
+
     def call() -> object:
-        environ = {"REQUEST_METHOD": "POST", "PATH_INFO": path, "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80",
-                   "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)),
-                   "CONTENT_TYPE": "application/json", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.errors": sys.stderr}
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": path,
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "80",
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "CONTENT_LENGTH": str(len(body)),
+            "CONTENT_TYPE": "application/json",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "wsgi.errors": sys.stderr,
+        }
         status: list[str] = []
         chunks = app(environ, lambda s, _h, _e=None: status.append(s))
         b"".join(chunks)
@@ -49,6 +59,7 @@ def wsgi_call(app: Any, path: str, body: bytes) -> Callable[[], object]:
         if not status or not status[0].startswith("200"):
             raise RuntimeError(f"{path}: {status}")
         return status
+
     return call
 
 
@@ -64,9 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     from cds_service.domain.triage import triage
     from cds_service.hooks.schemas import HookRequestSchema
     from cds_service.http.app import create_app
-    from cds_service.store import IssuedCardRow
     from cds_service.http.logging_setup import configure_logging
     from cds_service.settings import Settings
+    from cds_service.store import IssuedCardRow
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=100, help="calls per timed batch (default 100)")
@@ -100,14 +111,19 @@ def main(argv: list[str] | None = None) -> int:
             "orjson.loads (the orjson app's work)": lambda raw=raw: orjson.loads(raw),
             "hook request schema": lambda body=body: hook_schema.load(body),
             "pre-filter + facts (select)": lambda r=resources: select_observations(
-                r, charts.PATIENT_ID, knowledge, validate=False),
+                r, charts.PATIENT_ID, knowledge, validate=False
+            ),
             "depth guard + fhir.resources validation of shown": lambda f=facts, s=shown: [
-                validated(x.__class__(**{**x.__dict__, "validated": False})) for x in f if x.reference in s],
+                validated(x.__class__(**{**x.__dict__, "validated": False})) for x in f if x.reference in s
+            ],
             "recognise + triage + render": lambda f=facts: render_cards(
-                triage(recognise(f, knowledge), knowledge, now), knowledge, settings.base_url, charts.PATIENT_ID, now),
+                triage(recognise(f, knowledge), knowledge, now), knowledge, settings.base_url, charts.PATIENT_ID, now
+            ),
             "response check (split)": lambda c=cards: runtime.response_check.problems({"cards": c}),
-            "store.record_cards (SQLite commit)": lambda t=tiers: store.record_cards(charts.PATIENT_ID, [
-                IssuedCardRow(str(uuid.uuid4()), "bench", "hook", "info", tier, [], [], now) for tier in t]),
+            "store.record_cards (SQLite commit)": lambda t=tiers: store.record_cards(
+                charts.PATIENT_ID,
+                [IssuedCardRow(str(uuid.uuid4()), "bench", "hook", "info", tier, [], [], now) for tier in t],
+            ),
             "whole WSGI call: service": wsgi_call(app, path, raw),
             "whole WSGI call: baseline (Flask get_json)": wsgi_call(flask_app, path, raw),
             "whole WSGI call: orjson app": wsgi_call(orjson_app, path, raw),

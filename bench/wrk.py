@@ -58,28 +58,46 @@ def require_wrk() -> str:
     return path
 
 
-def run(url: str, body_path: Path | None, connections: int, seconds: float, script_dir: Path,
-        timeout_s: float = 10.0) -> WrkResult:
+def run(
+    url: str, body_path: Path | None, connections: int, seconds: float, script_dir: Path, timeout_s: float = 10.0
+) -> WrkResult:
     """`connections` keep-alive connections on one wrk thread for `seconds` (each sends the same request)."""
     wrk = require_wrk()
     script = script_dir / "bench.lua"
     if not script.exists():
         script.write_text(LUA)
     env = {"BENCH_BODY": str(body_path) if body_path else "", "PATH": "/usr/bin:/bin"}
-    command = [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", f"--timeout={timeout_s:g}s",
-               "-s", str(script), url]
+    command = [
+        wrk,
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        f"--timeout={timeout_s:g}s",
+        "-s",
+        str(script),
+        url,
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + timeout_s + 30)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
     if done.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout[-2000:]}{done.stderr[-2000:]}")
     data = json.loads(line.removeprefix("BENCH_JSON "))
     duration = data["duration_us"] / 1e6
-    errors = (data["connect_errors"] + data["read_errors"] + data["write_errors"] + data["status_errors"]
-              + data["timeouts"])
-    return WrkResult(connections=connections, seconds=round(duration, 2), requests=data["requests"],
-                     rps=round(data["requests"] / duration, 1) if duration else 0.0,
-                     p50_ms=data["p50_us"] / 1000, p95_ms=data["p95_us"] / 1000, p99_ms=data["p99_us"] / 1000,
-                     max_ms=data["max_us"] / 1000, mean_ms=round(data["mean_us"] / 1000, 3), errors=errors)
+    errors = (
+        data["connect_errors"] + data["read_errors"] + data["write_errors"] + data["status_errors"] + data["timeouts"]
+    )
+    return WrkResult(
+        connections=connections,
+        seconds=round(duration, 2),
+        requests=data["requests"],
+        rps=round(data["requests"] / duration, 1) if duration else 0.0,
+        p50_ms=data["p50_us"] / 1000,
+        p95_ms=data["p95_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        max_ms=data["max_us"] / 1000,
+        mean_ms=round(data["mean_us"] / 1000, 3),
+        errors=errors,
+    )
 
 
 def merge(rounds: list[WrkResult]) -> WrkResult:
@@ -87,9 +105,15 @@ def merge(rounds: list[WrkResult]) -> WrkResult:
     seconds = sum(r.seconds for r in rounds)
     requests = sum(r.requests for r in rounds)
     p50s = sorted(r.p50_ms for r in rounds)
-    return WrkResult(connections=rounds[0].connections, seconds=round(seconds, 2), requests=requests,
-                     rps=round(requests / seconds, 1) if seconds else 0.0, p50_ms=p50s[len(p50s) // 2],
-                     p95_ms=max(r.p95_ms for r in rounds), p99_ms=max(r.p99_ms for r in rounds),
-                     max_ms=max(r.max_ms for r in rounds),
-                     mean_ms=round(sum(r.mean_ms * r.requests for r in rounds) / requests, 3) if requests else 0.0,
-                     errors=sum(r.errors for r in rounds))
+    return WrkResult(
+        connections=rounds[0].connections,
+        seconds=round(seconds, 2),
+        requests=requests,
+        rps=round(requests / seconds, 1) if seconds else 0.0,
+        p50_ms=p50s[len(p50s) // 2],
+        p95_ms=max(r.p95_ms for r in rounds),
+        p99_ms=max(r.p99_ms for r in rounds),
+        max_ms=max(r.max_ms for r in rounds),
+        mean_ms=round(sum(r.mean_ms * r.requests for r in rounds) / requests, 3) if requests else 0.0,
+        errors=sum(r.errors for r in rounds),
+    )

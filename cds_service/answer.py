@@ -34,8 +34,9 @@ class InvalidResponse(RuntimeError):
     """The service built an answer that breaks the CDS Hooks schema: our bug, never the client's."""
 
 
-def answer(engine: Engine, service: ServiceDefinition, hook_request: dict[str, Any], caller: Caller,
-           now: datetime) -> HookAnswer:
+def answer(
+    engine: Engine, service: ServiceDefinition, hook_request: dict[str, Any], caller: Caller, now: datetime
+) -> HookAnswer:
     """The answer to a validated hook request; raises ClientError for what the client must fix (400/403/412)."""
     data = engine.resolver.resolve(service, hook_request, caller)
     patient_id = hook_request["context"]["patientId"]
@@ -44,16 +45,32 @@ def answer(engine: Engine, service: ServiceDefinition, hook_request: dict[str, A
     if problems := engine.response_check.problems(body):
         log.error("invalid_response", extra={"problems": [problem[:300] for problem in problems[:10]]})
         raise InvalidResponse("the service built an invalid CDS Hooks response")
-    rows = [IssuedCardRow(uuid=card["uuid"], service_id=service.id, hook_instance=hook_request["hookInstance"],
-                          indicator=decision.indicator, tier=decision.tier.id,
-                          rules=[rule.id for rule in decision.rules],
-                          findings=[item.finding for item in shown_findings(decision)], issued_at=now)
-            for card, decision in zip(result.cards, result.decisions, strict=True)]
+    rows = [
+        IssuedCardRow(
+            uuid=card["uuid"],
+            service_id=service.id,
+            hook_instance=hook_request["hookInstance"],
+            indicator=decision.indicator,
+            tier=decision.tier.id,
+            rules=[rule.id for rule in decision.rules],
+            findings=[item.finding for item in shown_findings(decision)],
+            issued_at=now,
+        )
+        for card, decision in zip(result.cards, result.decisions, strict=True)
+    ]
     stats = result.stats
     # The access-log line carries the counts, including Observations of other patients that were ignored.
-    fields = {"service": service.id, "cards": [c["indicator"] for c in result.cards],
-              "observations": stats.received, "other_patient": stats.other_patient,
-              "ignored_status": stats.ignored_status, "not_relevant": stats.not_relevant,
-              "evaluated": stats.kept, "did_not_validate": stats.did_not_validate,
-              "fetched": data.fetched, "pages_followed": data.pages_followed, "fhir_ms": round(data.fhir_ms, 2)}
+    fields = {
+        "service": service.id,
+        "cards": [c["indicator"] for c in result.cards],
+        "observations": stats.received,
+        "other_patient": stats.other_patient,
+        "ignored_status": stats.ignored_status,
+        "not_relevant": stats.not_relevant,
+        "evaluated": stats.kept,
+        "did_not_validate": stats.did_not_validate,
+        "fetched": data.fetched,
+        "pages_followed": data.pages_followed,
+        "fhir_ms": round(data.fhir_ms, 2),
+    }
     return HookAnswer(body, result.decisions, rows, fields)

@@ -31,39 +31,52 @@ log = logging.getLogger("cds_service")
 
 
 def _banner(settings: Settings, host: str, port: int, workers: int) -> str:
-    auth = ("JWT verification ON (CDS_AUTH=jwt)" if settings.auth == "jwt" else
-            "!!! AUTHENTICATION OFF (CDS_AUTH=off): local demo only, never with real patient data !!!")
+    auth = (
+        "JWT verification ON (CDS_AUTH=jwt)"
+        if settings.auth == "jwt"
+        else "!!! AUTHENTICATION OFF (CDS_AUTH=off): local demo only, never with real patient data !!!"
+    )
     database = settings.database_url.split("@")[-1]  # never print credentials
-    return (f"weakness-triage CDS service on http://{host}:{port} ({workers} workers)\n"
-            f"  auth:       {auth}\n  public URL: {settings.base_url}\n  database:   {database}\n"
-            f"  discovery:  {settings.base_url}/cds-services\n")
+    return (
+        f"weakness-triage CDS service on http://{host}:{port} ({workers} workers)\n"
+        f"  auth:       {auth}\n  public URL: {settings.base_url}\n  database:   {database}\n"
+        f"  discovery:  {settings.base_url}/cds-services\n"
+    )
 
 
 def worker_counts(workers: int = 0, threads: int = 0) -> tuple[int, int]:
     """Workers and threads per worker: the flag, else CDS_WORKERS / CDS_THREADS, else the CPU count (min 2) and 1."""
-    workers = workers or int(os.environ.get("CDS_WORKERS", "0") or 0) or max(2, os.cpu_count() or 2)
-    threads = threads or int(os.environ.get("CDS_THREADS", "0") or 0) or 1
-    return workers, threads
+    from cds_service.settings import server_counts
+
+    env_workers, env_threads = server_counts() if not (workers and threads) else (0, 0)
+    return workers or env_workers or max(2, os.cpu_count() or 2), threads or env_threads or 1
 
 
 def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict[str, Any]:
     """The server settings of `serve`; bench/ runs its baseline app under exactly these."""
-    return {"bind": f"{host}:{port}", "workers": workers, "threads": threads,
-            "worker_class": "gthread" if threads > 1 else "sync", "timeout": 30,
-            "graceful_timeout": 10, "keepalive": 5, "accesslog": None,
-            "limit_request_field_size": 16384}
+    return {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread" if threads > 1 else "sync",
+        "timeout": 30,
+        "graceful_timeout": 10,
+        "keepalive": 5,
+        "accesslog": None,
+        "limit_request_field_size": 16384,
+    }
 
 
-GC_FIRST_THRESHOLD = 20_000  # default 700: a 1,000-Observation body alone is ~100k containers
+GC_FIRST_THRESHOLD = 20_000  # default 700; a large chart's JSON alone holds far more containers
 
 
 def settle_heap() -> None:
     """After start-up, in each worker: keep the long-lived heap out of the garbage collector's way.
 
-    The knowledge, fhir.resources/pydantic models and SQLAlchemy metadata are ~110k objects that every full
-    collection would walk again, and the JSON of a hook call allocates enough containers to trigger collections
-    (W2: ~8 ms a request, p99 +40 ms). Request data is acyclic and freed by reference counting, so the first
-    threshold is raised too. Cyclic garbage is still collected, just in larger batches.
+    The knowledge, the fhir.resources/pydantic models and the SQLAlchemy metadata would otherwise be walked again by
+    every full collection, and a hook call's JSON allocates enough containers to trigger them. Request data is
+    acyclic and freed by reference counting, so the first threshold is raised too; cyclic garbage is still
+    collected, in larger batches. Measured effect: docs/performance.md ("GC").
     """
     gc.collect()
     gc.freeze()
@@ -128,9 +141,12 @@ def _hook_request(body: Any, patient: str | None) -> dict[str, Any]:
         patient = patient or _patient_from(bundle_resources(body))
         if not patient:
             raise ValueError("cannot tell which patient: pass --patient ID")
-        return {"hook": "patient-view", "hookInstance": str(uuid.uuid4()),
-                "context": {"userId": "Practitioner/cds-service-cli", "patientId": patient},
-                "prefetch": {"observations": body}}
+        return {
+            "hook": "patient-view",
+            "hookInstance": str(uuid.uuid4()),
+            "context": {"userId": "Practitioner/cds-service-cli", "patientId": patient},
+            "prefetch": {"observations": body},
+        }
     if "context" in body and "hook" in body:
         if patient and isinstance(body["context"], dict):
             body = {**body, "context": {**body["context"], "patientId": patient}}
@@ -149,7 +165,7 @@ def triage_file(args: argparse.Namespace) -> int:
     from cds_service.answer import answer
     from cds_service.runtime import Engine
 
-    settings = load_settings({**os.environ, "CDS_AUTH": "off"})
+    settings = load_settings(for_server=False)
     engine = Engine.build(settings)
     now = parse_fhir_datetime(args.now) if args.now else datetime.now(UTC)
     if now is None:
@@ -186,12 +202,14 @@ def _as_text(cards: list[dict[str, Any]]) -> str:
 
 
 def check_content(_: argparse.Namespace) -> int:
-    settings = load_settings({**os.environ, "CDS_AUTH": os.environ.get("CDS_AUTH", "off")})
+    settings = load_settings(for_server=False)
     knowledge = load_knowledge(settings.content_dir, settings.cards_dir, settings.guide_id)
     ResponseCheck(knowledge, settings.base_url)  # every template's fixed card fields are spec-true
-    sys.stdout.write(f"content OK: guide '{knowledge.guide.id}', {len(knowledge.findings)} findings, "
-                     f"{len(knowledge.scores)} scores, {len(knowledge.rules)} rules, {len(knowledge.cards)} card "
-                     f"templates\n")
+    sys.stdout.write(
+        f"content OK: guide '{knowledge.guide.id}', {len(knowledge.findings)} findings, "
+        f"{len(knowledge.scores)} scores, {len(knowledge.rules)} rules, {len(knowledge.cards)} card "
+        f"templates\n"
+    )
     return 0
 
 

@@ -8,8 +8,15 @@ from typing import Any
 class ClientError(Exception):
     """A request the service will not process. `status` is the HTTP status; `where` names the offending field."""
 
-    def __init__(self, status: int, message: str, *, where: str | None = None, code: str = "invalid",
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        where: str | None = None,
+        code: str = "invalid",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -18,8 +25,9 @@ class ClientError(Exception):
         self.headers = headers or {}
 
 
-def operation_outcome(message: str, *, where: str | None = None, code: str = "invalid",
-                      severity: str = "error") -> dict[str, Any]:
+def operation_outcome(
+    message: str, *, where: str | None = None, code: str = "invalid", severity: str = "error"
+) -> dict[str, Any]:
     """A FHIR R4 OperationOutcome with one issue (CDS Hooks 3.0 asks for one on every non-2xx answer)."""
     issue: dict[str, Any] = {"severity": severity, "code": code, "diagnostics": message}
     if where:

@@ -28,10 +28,15 @@ class Engine:
     @classmethod
     def build(cls, settings: Settings) -> Engine:
         knowledge = load_knowledge(settings.content_dir, settings.cards_dir, settings.guide_id)
-        client = FhirClient(FhirRequestLimits(settings.fhir_timeout, settings.fhir_max_response_bytes,
-                                              settings.allow_http_loopback))
-        return cls(settings, knowledge, PrefetchResolver(client, settings.fhir_max_pages),
-                   ResponseCheck(knowledge, settings.base_url))
+        client = FhirClient(
+            FhirRequestLimits(settings.fhir_timeout, settings.fhir_max_response_bytes, settings.allow_http_loopback)
+        )
+        return cls(
+            settings,
+            knowledge,
+            PrefetchResolver(client, settings.fhir_max_pages),
+            ResponseCheck(knowledge, settings.base_url),
+        )
 
 
 @dataclass(frozen=True)

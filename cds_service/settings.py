@@ -17,6 +17,7 @@ from pydantic import ValidationError, ValidationInfo, field_validator, model_val
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
+from typing_extensions import override
 
 from cds_service.fhir.url_policy import base_url_problem
 
@@ -60,10 +61,15 @@ class Settings(BaseSettings):
         return self.public_url.rstrip("/")
 
     @classmethod
+    @override
     def settings_customise_sources(
-            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-            env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
-            file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings,)  # the environment comes in through load_settings, never implicitly
 
     @field_validator("public_url", mode="before")
@@ -107,8 +113,9 @@ class Settings(BaseSettings):
             raise SettingsError(f"{_env_name(info)} must be a finite positive number, got {value!r}")
         return number
 
-    @field_validator("fhir_max_pages", "fhir_max_response_bytes", "max_request_bytes", "workers", "threads",
-                     mode="before")
+    @field_validator(
+        "fhir_max_pages", "fhir_max_response_bytes", "max_request_bytes", "workers", "threads", mode="before"
+    )
     @classmethod
     def _integer(cls, value: Any, info: ValidationInfo) -> int:
         least, kind = (0, "a non-negative") if info.field_name in ("workers", "threads") else (1, "a positive")
@@ -180,7 +187,8 @@ def _sqlite_file_problem(path: Path) -> str | None:
     folder = path.absolute().parent
     while not folder.exists():
         folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+    # os.access says yes to root everywhere but a read-only mount; a file system without blocks is /proc, /sys...
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK) or os.statvfs(folder).f_blocks == 0:
         return f"needs a writable folder for {str(path)!r}, but {str(folder)!r} is not one"
     return None
 
@@ -192,9 +200,11 @@ class _EnvironmentSource(PydanticBaseSettingsSource):
         super().__init__(settings_cls)
         self.env, self.fields = env, fields
 
+    @override
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return self.env.get(ENV_NAMES[field_name]), field_name, False
 
+    @override
     def __call__(self) -> dict[str, Any]:
         values = {name: self.get_field_value(self.settings_cls.model_fields[name], name)[0] for name in self.fields}
         return {name: raw for name, raw in values.items() if raw is not None and (raw != "" or name == "public_url")}
@@ -228,8 +238,10 @@ def load_settings(env: Mapping[str, str] | None = None, *, for_server: bool = Tr
         if "*" in settings.cors_origins:
             raise SettingsError("CDS_CORS_ORIGINS must list the EHR origins explicitly when CDS_AUTH=jwt (no '*')")
         if settings.trusted_issuers_file is None:
-            raise SettingsError("CDS_AUTH=jwt needs CDS_TRUSTED_ISSUERS=<YAML file of trusted EHR issuers> "
-                                "(see docs/security.md); CDS_AUTH=off is for local demos only")
+            raise SettingsError(
+                "CDS_AUTH=jwt needs CDS_TRUSTED_ISSUERS=<YAML file of trusted EHR issuers> "
+                "(see docs/security.md); CDS_AUTH=off is for local demos only"
+            )
     return settings
 
 

@@ -154,8 +154,8 @@ class Store:
     def record_cards(self, patient_id: str, cards: list[IssuedCardRow]) -> None:
         """Insert one row per card and commit before the answer leaves (feedback may refer to it at once).
 
-        One Core INSERT in one transaction: the same rows and the same commit as the ORM unit of work, at a third
-        of its CPU (the ORM flush was ~14% of a W1 request)."""
+        One Core INSERT in one transaction: the same rows and the same commit as the ORM unit of work, with less CPU
+        (docs/performance.md)."""
         if not cards:
             return
         patient_hash = self.patient_hash(patient_id)
@@ -172,14 +172,20 @@ class Store:
             for item in items:
                 reason = item.get("overrideReason", {})
                 coding = reason.get("reason", {})
-                session.add(FeedbackRecord(
-                    card_uuid=item["card"], service_id=service_id,
-                    known_card=item["card"] if item["card"] in known else None,
-                    outcome=item["outcome"],
-                    accepted_suggestions=[s["id"] for s in item.get("acceptedSuggestions", [])],
-                    override_system=coding.get("system"), override_code=coding.get("code"),
-                    override_comment=reason.get("userComment"),
-                    outcome_timestamp=item["outcomeTimestamp"], received_at=received))
+                session.add(
+                    FeedbackRecord(
+                        card_uuid=item["card"],
+                        service_id=service_id,
+                        known_card=item["card"] if item["card"] in known else None,
+                        outcome=item["outcome"],
+                        accepted_suggestions=[s["id"] for s in item.get("acceptedSuggestions", [])],
+                        override_system=coding.get("system"),
+                        override_code=coding.get("code"),
+                        override_comment=reason.get("userComment"),
+                        outcome_timestamp=item["outcomeTimestamp"],
+                        received_at=received,
+                    )
+                )
         return len(known)
 
     def claim_token_id(self, issuer: str, jti: str, expires_at: int) -> bool:
@@ -195,8 +201,11 @@ class Store:
             pass
         # Already there: only an expired, not yet pruned row may be taken over (atomically, one winner).
         with self.sessions.begin() as session:
-            taken = session.execute(update(UsedTokenId).where(UsedTokenId.key == key, UsedTokenId.expires_at < now)
-                                    .values(expires_at=expires_at))
+            taken = session.execute(
+                update(UsedTokenId)
+                .where(UsedTokenId.key == key, UsedTokenId.expires_at < now)
+                .values(expires_at=expires_at)
+            )
             return taken.rowcount == 1  # type: ignore[attr-defined]  # a CursorResult for UPDATE
 
     def _prune(self, now: int) -> None:
@@ -212,8 +221,11 @@ class Store:
 
     def feedback_for(self, card_uuid: str) -> list[FeedbackRecord]:
         with self.sessions() as session:
-            return list(session.execute(select(FeedbackRecord).where(FeedbackRecord.card_uuid == card_uuid)
-                                        .order_by(FeedbackRecord.id)).scalars())
+            return list(
+                session.execute(
+                    select(FeedbackRecord).where(FeedbackRecord.card_uuid == card_uuid).order_by(FeedbackRecord.id)
+                ).scalars()
+            )
 
 
 __all__ = ["FeedbackRecord", "IssuedCard", "IssuedCardRow", "Store", "UsedTokenId"]

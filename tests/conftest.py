@@ -21,8 +21,13 @@ def knowledge() -> Knowledge:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(public_url="http://cds.test", auth="off", database_url=f"sqlite:///{tmp_path}/cds.db",
-                    allowed_fhir_servers=(), allow_clock_header=True)
+    return Settings(
+        public_url="http://cds.test",
+        auth="off",
+        database_url=f"sqlite:///{tmp_path}/cds.db",
+        allowed_fhir_servers=(),
+        allow_clock_header=True,
+    )
 
 
 @pytest.fixture

@@ -12,8 +12,9 @@ from cds_service.settings import Settings, SettingsError, load_settings
 from tests.support.requests_factory import PATIENT_VIEW, hook_request, observation
 
 
-def test_an_internal_failure_is_a_500_operation_outcome_without_a_trace(client: FlaskClient,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_internal_failure_is_a_500_operation_outcome_without_a_trace(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     runtime = client.application.extensions["cds_runtime"]
 
     def broken(*_: object, **__: object) -> None:
@@ -33,14 +34,18 @@ def test_the_clock_header_is_ignored_unless_a_test_rig_enables_it(tmp_path: Path
     settings = Settings(public_url="http://cds.test", auth="off", database_url=f"sqlite:///{tmp_path}/c.db")
     client = create_app(settings).test_client()
     old_droop = observation("280816001", valueBoolean=True, effectiveDateTime="2020-01-01T00:00:00Z")
-    response = client.post(f"/cds-services/{PATIENT_VIEW}", json=hook_request(observations=[old_droop]),
-                           headers={"X-CDS-Evaluation-Time": "2020-01-01T01:00:00Z"})
+    response = client.post(
+        f"/cds-services/{PATIENT_VIEW}",
+        json=hook_request(observations=[old_droop]),
+        headers={"X-CDS-Evaluation-Time": "2020-01-01T01:00:00Z"},
+    )
     assert [c["indicator"] for c in response.get_json()["cards"]] == ["info"]  # years old: re-check, not critical
 
 
 def test_a_bad_clock_header_is_a_400_when_enabled(client: FlaskClient) -> None:
-    response = client.post(f"/cds-services/{PATIENT_VIEW}", json=hook_request(observations=[]),
-                           headers={"X-CDS-Evaluation-Time": "soon"})
+    response = client.post(
+        f"/cds-services/{PATIENT_VIEW}", json=hook_request(observations=[]), headers={"X-CDS-Evaluation-Time": "soon"}
+    )
     assert response.status_code == 400 and response.get_json()["issue"][0]["expression"] == ["X-CDS-Evaluation-Time"]
 
 
@@ -53,8 +58,14 @@ def test_every_response_carries_a_request_id(client: FlaskClient) -> None:
 
 def test_a_card_that_breaks_the_spec_is_never_sent(client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
     def card_without_link_url(*_: object, **__: object) -> list[dict[str, object]]:
-        return [{"summary": "x", "indicator": "info", "source": {"label": "x"},
-                 "links": [{"label": "guide", "type": "absolute"}]}]
+        return [
+            {
+                "summary": "x",
+                "indicator": "info",
+                "source": {"label": "x"},
+                "links": [{"label": "guide", "type": "absolute"}],
+            }
+        ]
 
     monkeypatch.setattr("cds_service.domain.pipeline.render_cards", card_without_link_url)
     droop = observation("280816001", valueBoolean=True)

@@ -22,15 +22,24 @@ from tests.support.stub_fhir import Reply, StubFhirServer
 PATIENT = "fetch-pat"
 NOW = "2026-11-25T12:00:00Z"
 TOKEN = "opaque-access-token-7f3a"
-DROOP = observation("280816001", patient_id=PATIENT, id="droop-1", valueBoolean=True,
-                    effectiveDateTime="2026-11-25T10:00:00Z")
+DROOP = observation(
+    "280816001", patient_id=PATIENT, id="droop-1", valueBoolean=True, effectiveDateTime="2026-11-25T10:00:00Z"
+)
 
 
 def _vitals(count: int) -> list[dict[str, Any]]:
     """Newer than the droop, so that with _sort=-date the droop lands on the second page."""
-    return [observation("8867-4", system="http://loinc.org", patient_id=PATIENT, id=f"hr-{i}",
-                        effectiveDateTime=f"2026-11-25T11:{i % 60:02d}:{i // 60:02d}Z",
-                        valueQuantity={"value": 70 + i % 20, "unit": "/min"}) for i in range(count)]
+    return [
+        observation(
+            "8867-4",
+            system="http://loinc.org",
+            patient_id=PATIENT,
+            id=f"hr-{i}",
+            effectiveDateTime=f"2026-11-25T11:{i % 60:02d}:{i // 60:02d}Z",
+            valueQuantity={"value": 70 + i % 20, "unit": "/min"},
+        )
+        for i in range(count)
+    ]
 
 
 class Behaviour:
@@ -39,7 +48,7 @@ class Behaviour:
     def __init__(self) -> None:
         self.reply = Reply(body=bundle([]))
 
-    def __call__(self, path: str) -> Reply:
+    def __call__(self, _path: str) -> Reply:
         return self.reply
 
 
@@ -65,11 +74,21 @@ def service(fhir: FhirServer, stub: tuple[StubFhirServer, Behaviour]) -> Iterato
 
 
 def call(service: ServiceServer, fhir_server: str, **extra: Any) -> requests.Response:
-    body = hook_request(PATIENT, fhirServer=fhir_server, fhirAuthorization={
-        "access_token": TOKEN, "token_type": "Bearer", "expires_in": 300,
-        "scope": "patient/Observation.read patient/Patient.read", "subject": "weakness-triage"}, **extra)
-    return requests.post(f"{service.base_url}/cds-services/{PATIENT_VIEW}", json=body,
-                         headers={"X-CDS-Evaluation-Time": NOW}, timeout=10)
+    body = hook_request(
+        PATIENT,
+        fhirServer=fhir_server,
+        fhirAuthorization={
+            "access_token": TOKEN,
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "patient/Observation.read patient/Patient.read",
+            "subject": "weakness-triage",
+        },
+        **extra,
+    )
+    return requests.post(
+        f"{service.base_url}/cds-services/{PATIENT_VIEW}", json=body, headers={"X-CDS-Evaluation-Time": NOW}, timeout=10
+    )
 
 
 def _observation_searches(fhir: FhirServer, since: int) -> list[dict[str, Any]]:
@@ -83,7 +102,8 @@ def _observation_searches(fhir: FhirServer, since: int) -> list[dict[str, Any]]:
 
 
 def test_without_prefetch_the_service_fetches_and_pages_through_the_fhir_server(
-        service: ServiceServer, fhir: FhirServer) -> None:
+    service: ServiceServer, fhir: FhirServer
+) -> None:
     before = len(fhir.request_log())
     response = call(service, fhir.base_url)
     assert response.status_code == 200, response.text
@@ -101,33 +121,40 @@ def test_without_prefetch_the_service_fetches_and_pages_through_the_fhir_server(
 
 def test_operation_outcome_in_prefetch_means_fetch_that_key(service: ServiceServer, fhir: FhirServer) -> None:
     outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "processing"}]}
-    response = call(service, fhir.base_url, prefetch={"patient": {"resourceType": "Patient", "id": PATIENT},
-                                                      "observations": outcome})
+    response = call(
+        service,
+        fhir.base_url,
+        prefetch={"patient": {"resourceType": "Patient", "id": PATIENT}, "observations": outcome},
+    )
     assert response.status_code == 200
     assert [c["indicator"] for c in response.json()["cards"]] == ["critical"]
 
 
 def test_a_prefetched_bundle_with_a_next_link_is_followed(service: ServiceServer, fhir: FhirServer) -> None:
-    first_page = requests.get(f"{fhir.base_url}/Observation",
-                              params={"patient": PATIENT, "_sort": "-date", "_count": 100}, timeout=5).json()
+    first_page = requests.get(
+        f"{fhir.base_url}/Observation", params={"patient": PATIENT, "_sort": "-date", "_count": 100}, timeout=5
+    ).json()
     assert any(link["relation"] == "next" for link in first_page["link"])
     response = call(service, fhir.base_url, prefetch={"patient": None, "observations": first_page})
     assert [c["indicator"] for c in response.json()["cards"]] == ["critical"]
 
 
-def test_the_exact_url_and_bearer_token_are_sent(service: ServiceServer,
-                                                 stub: tuple[StubFhirServer, Behaviour]) -> None:
+def test_the_exact_url_and_bearer_token_are_sent(
+    service: ServiceServer, stub: tuple[StubFhirServer, Behaviour]
+) -> None:
     server, behaviour = stub
     behaviour.reply = Reply(body=bundle([DROOP]))
     server.hits.clear()
     response = call(service, server.base_url, prefetch={"patient": None})
     assert response.status_code == 200
     assert [(h.path, h.authorization) for h in server.hits] == [
-        (f"/fhir/Observation?patient={PATIENT}&_sort=-date&_count=100", f"Bearer {TOKEN}")]
+        (f"/fhir/Observation?patient={PATIENT}&_sort=-date&_count=100", f"Bearer {TOKEN}")
+    ]
 
 
-def test_a_slow_fhir_server_gives_412_well_within_the_deadline(service: ServiceServer,
-                                                               stub: tuple[StubFhirServer, Behaviour]) -> None:
+def test_a_slow_fhir_server_gives_412_well_within_the_deadline(
+    service: ServiceServer, stub: tuple[StubFhirServer, Behaviour]
+) -> None:
     stub[1].reply = Reply(body=bundle([DROOP]), delay=2.0)
     started = time.monotonic()
     response = call(service, stub[0].base_url, prefetch={"patient": None})
@@ -137,7 +164,8 @@ def test_a_slow_fhir_server_gives_412_well_within_the_deadline(service: ServiceS
 
 
 def test_a_fhir_server_that_drips_its_answer_gives_412_within_the_deadline(
-        service: ServiceServer, stub: tuple[StubFhirServer, Behaviour]) -> None:
+    service: ServiceServer, stub: tuple[StubFhirServer, Behaviour]
+) -> None:
     """Headers at once, then a byte every 50 ms: no single read waits long, but the whole answer would take ~25 s.
     The deadline (0.35 s by default) must bound the whole read, not each socket read."""
     stub[1].reply = Reply(body=bundle([DROOP]), drip=0.05)
@@ -149,22 +177,30 @@ def test_a_fhir_server_that_drips_its_answer_gives_412_within_the_deadline(
     assert elapsed < 1.0, elapsed
 
 
-@pytest.mark.parametrize("reply", [Reply(status=500, body={"resourceType": "OperationOutcome"}),
-                                   Reply(status=401), Reply(body="not a resource"),
-                                   Reply(status=302, headers={"Location": "http://127.0.0.1:9/fhir"})],
-                         ids=["500", "401", "not-a-resource", "redirect"])
-def test_a_failing_fhir_server_gives_412(service: ServiceServer, stub: tuple[StubFhirServer, Behaviour],
-                                         reply: Reply) -> None:
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(status=500, body={"resourceType": "OperationOutcome"}),
+        Reply(status=401),
+        Reply(body="not a resource"),
+        Reply(status=302, headers={"Location": "http://127.0.0.1:9/fhir"}),
+    ],
+    ids=["500", "401", "not-a-resource", "redirect"],
+)
+def test_a_failing_fhir_server_gives_412(
+    service: ServiceServer, stub: tuple[StubFhirServer, Behaviour], reply: Reply
+) -> None:
     stub[1].reply = reply
     response = call(service, stub[0].base_url, prefetch={"patient": None})
     assert response.status_code == 412
     assert response.json()["issue"][0]["expression"] == ["prefetch.observations"]
 
 
-def test_a_next_link_to_another_origin_is_never_fetched(service: ServiceServer,
-                                                        stub: tuple[StubFhirServer, Behaviour]) -> None:
+def test_a_next_link_to_another_origin_is_never_fetched(
+    service: ServiceServer, stub: tuple[StubFhirServer, Behaviour]
+) -> None:
     server, behaviour = stub
-    with StubFhirServer(lambda path: Reply(body=bundle([DROOP]))) as elsewhere:
+    with StubFhirServer(lambda _path: Reply(body=bundle([DROOP]))) as elsewhere:
         page = bundle([])
         page["link"] = [{"relation": "next", "url": f"{elsewhere.base_url}/Observation?page=2"}]
         behaviour.reply = Reply(body=page)
@@ -174,14 +210,15 @@ def test_a_next_link_to_another_origin_is_never_fetched(service: ServiceServer,
 
 
 def test_a_fhir_server_not_on_the_allowed_list_gives_412_and_is_not_called(service: ServiceServer) -> None:
-    with StubFhirServer(lambda path: Reply(body=bundle([DROOP]))) as unlisted:
+    with StubFhirServer(lambda _path: Reply(body=bundle([DROOP]))) as unlisted:
         response = call(service, unlisted.base_url)
         assert response.status_code == 412
         assert unlisted.hits == []
 
 
-def test_an_optional_key_left_out_is_not_fetched(service: ServiceServer,
-                                                 stub: tuple[StubFhirServer, Behaviour]) -> None:
+def test_an_optional_key_left_out_is_not_fetched(
+    service: ServiceServer, stub: tuple[StubFhirServer, Behaviour]
+) -> None:
     """The Patient is only an identity check when the EHR sends it: fetching it ourselves would cost a round trip
     (~1 ms on loopback, more on a real network) to compare an id with itself."""
     stub[1].reply = Reply(status=404)

@@ -1,4 +1,5 @@
 """Quick checks of the loopback FHIR server harness (tests/support/fhir_server.py)."""
+
 from __future__ import annotations
 
 import time
@@ -9,16 +10,25 @@ import requests
 
 from tests.support.fhir_server import FhirServer, FhirServerError
 
-PATIENT = {"resourceType": "Patient", "id": "pat-1", "name": [{"family": "Doe", "given": ["Ann"]}],
-           "birthDate": "1970-01-01"}
+PATIENT = {
+    "resourceType": "Patient",
+    "id": "pat-1",
+    "name": [{"family": "Doe", "given": ["Ann"]}],
+    "birthDate": "1970-01-01",
+}
 
 
 def observation(n: int) -> dict:
     """A final Observation of pat-1, effective 2026-11-0n (offset kept as written)."""
-    return {"resourceType": "Observation", "id": f"obs-{n}", "status": "final",
-            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "280816001", "display": "Facial palsy"}]},
-            "subject": {"reference": "Patient/pat-1"}, "effectiveDateTime": f"2026-11-0{n}T10:00:00+01:00",
-            "valueBoolean": True}
+    return {
+        "resourceType": "Observation",
+        "id": f"obs-{n}",
+        "status": "final",
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "280816001", "display": "Facial palsy"}]},
+        "subject": {"reference": "Patient/pat-1"},
+        "effectiveDateTime": f"2026-11-0{n}T10:00:00+01:00",
+        "valueBoolean": True,
+    }
 
 
 def alive(pid: int) -> bool:
@@ -42,9 +52,12 @@ def test_read_and_paged_search(fhir: FhirServer) -> None:
     patient = requests.get(f"{fhir.base_url}/Patient/pat-1", timeout=5).json()
     assert patient["name"] == PATIENT["name"]
 
-    page = requests.get(f"{fhir.base_url}/Observation", timeout=5,
-                        params={"patient": "pat-1", "_sort": "-date", "_count": "2"},
-                        headers={"Authorization": "Bearer not-checked"}).json()
+    page = requests.get(
+        f"{fhir.base_url}/Observation",
+        timeout=5,
+        params={"patient": "pat-1", "_sort": "-date", "_count": "2"},
+        headers={"Authorization": "Bearer not-checked"},
+    ).json()
     assert page["type"] == "searchset" and page["total"] == 3
     assert [e["resource"]["id"] for e in page["entry"]] == ["obs-3", "obs-2"]
     assert page["entry"][0]["resource"]["effectiveDateTime"] == "2026-11-03T10:00:00+01:00"

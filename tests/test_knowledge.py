@@ -47,7 +47,7 @@ def test_the_phq9_item9_rule_is_marked_beyond_the_guide(knowledge: Knowledge) ->
 
 def _shingles(text: str, size: int = 7) -> set[tuple[str, ...]]:
     words = re.findall(r"[a-z']+", text.lower())
-    return {tuple(words[i:i + size]) for i in range(len(words) - size + 1)}
+    return {tuple(words[i : i + size]) for i in range(len(words) - size + 1)}
 
 
 def test_our_guide_page_copies_no_sentence_of_the_copyrighted_source(knowledge: Knowledge) -> None:
@@ -74,17 +74,21 @@ def _break(path: Path, old: str, new: str) -> int:
     return line
 
 
-@pytest.mark.parametrize(("file", "old", "new", "problem"), [
-    ("content/weakness/rules.yaml", "tier: emergency", "tier: emergncy", "unknown tier"),
-    ("content/weakness/rules.yaml", "window: 24h", "window: 24 hours", "must be like"),
-    ("content/weakness/findings.yaml", "guide_section: emergency", "guide_section: nowhere", "no guide section"),
-    ("cards/emergency.yaml", "indicator: critical", "indicator: urgent", "Must be one of"),
-    ("cards/emergency.yaml", "detail: |\n", "detail: |\n  <b>bold</b>\n", "raw HTML is not allowed"),
-])
-def test_a_broken_content_file_is_named_with_its_line(content_copy: tuple[Path, Path], file: str, old: str,
-                                                       new: str, problem: str) -> None:
+@pytest.mark.parametrize(
+    ("file", "old", "new", "problem"),
+    [
+        ("content/weakness/rules.yaml", "tier: emergency", "tier: emergncy", "unknown tier"),
+        ("content/weakness/rules.yaml", "window: 24h", "window: 24 hours", "must be like"),
+        ("content/weakness/findings.yaml", "guide_section: emergency", "guide_section: nowhere", "no guide section"),
+        ("cards/emergency.yaml", "indicator: critical", "indicator: urgent", "Must be one of"),
+        ("cards/emergency.yaml", "detail: |\n", "detail: |\n  <b>bold</b>\n", "raw HTML is not allowed"),
+    ],
+)
+def test_a_broken_content_file_is_named_with_its_line(
+    content_copy: tuple[Path, Path], file: str, old: str, new: str, problem: str
+) -> None:
     content, cards = content_copy
-    path = (content.parent / file)
+    path = content.parent / file
     line = _break(path, old, new)
     with pytest.raises(ContentError) as error:
         load_knowledge(content, cards)
@@ -107,9 +111,9 @@ def test_check_content_is_clean(capsys: pytest.CaptureFixture[str]) -> None:
     assert "content OK" in capsys.readouterr().out
 
 
-def test_check_content_names_file_and_line_of_a_problem(content_copy: tuple[Path, Path],
-                                                        monkeypatch: pytest.MonkeyPatch,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_content_names_file_and_line_of_a_problem(
+    content_copy: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     content, cards = content_copy
     line = _break(content / "weakness" / "rules.yaml", "tier: emergency", "tier: emergncy")
     monkeypatch.setenv("CDS_CONTENT_DIR", str(content))
@@ -121,10 +125,35 @@ def test_check_content_names_file_and_line_of_a_problem(content_copy: tuple[Path
 def test_serve_refuses_to_start_with_broken_content(content_copy: tuple[Path, Path], tmp_path: Path) -> None:
     content, cards = content_copy
     line = _break(content / "weakness" / "findings.yaml", "guide_section: emergency", "guide_section: nowhere")
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CDS_")}, "CDS_AUTH": "off",
-           "CDS_CONTENT_DIR": str(content), "CDS_CARDS_DIR": str(cards),
-           "CDS_DATABASE_URL": f"sqlite:///{tmp_path}/cds.db"}
-    done = subprocess.run([sys.executable, "-m", "cds_service", "serve", "--port", "1"], env=env, cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=60)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CDS_")},
+        "CDS_AUTH": "off",
+        "CDS_CONTENT_DIR": str(content),
+        "CDS_CARDS_DIR": str(cards),
+        "CDS_DATABASE_URL": f"sqlite:///{tmp_path}/cds.db",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "cds_service", "serve", "--port", "1"],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert f"findings.yaml:{line}:" in done.stderr and "no guide section 'nowhere'" in done.stderr
+
+
+def test_check_content_needs_no_server_auth_settings() -> None:
+    """Commands that only read content run in jwt mode without an issuers file (only `serve` needs one)."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CDS_")}, "CDS_AUTH": "jwt"}
+    done = subprocess.run(
+        [sys.executable, "-m", "cds_service", "check-content"],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "content OK" in done.stdout

@@ -51,28 +51,34 @@ class EhrFhir:
     def __init__(self) -> None:
         self.reply = Reply(body=bundle([]))
 
-    def __call__(self, path: str) -> Reply:
+    def __call__(self, _path: str) -> Reply:
         return self.reply
 
 
 def _personalise(run: Run, scenario: Scenario, index: int, fhir_base: str) -> tuple[dict[str, Any], str]:
     patient = run.keep("patient id", f"pv{index:03d}{uuid.uuid4().hex[:10]}")
     text = json.dumps(scenario.request())
-    text = text.replace(f'"{scenario.patient}"', f'"{patient}"').replace(f'"Patient/{scenario.patient}"',
-                                                                        f'"Patient/{patient}"')
+    text = text.replace(f'"{scenario.patient}"', f'"{patient}"').replace(
+        f'"Patient/{scenario.patient}"', f'"Patient/{patient}"'
+    )
     body = json.loads(text)
     prefetch_patient = body["prefetch"]["patient"]
-    prefetch_patient["name"] = [{"family": run.keep("family name", distinctive("Fam")),
-                                 "given": [run.keep("given name", distinctive("Giv"))]}]
+    prefetch_patient["name"] = [
+        {"family": run.keep("family name", distinctive("Fam")), "given": [run.keep("given name", distinctive("Giv"))]}
+    ]
     for entry in body["prefetch"]["observations"]["entry"]:
         resource = entry["resource"]
         resource["note"] = [{"text": run.keep("observation note", distinctive("note-"))}]
         for value in _strings(resource):
             run.keep("observation value", value)
     body["fhirServer"] = fhir_base
-    body["fhirAuthorization"] = {"access_token": run.keep("FHIR access token", distinctive("at-")),
-                                 "token_type": "Bearer", "expires_in": 300, "scope": "patient/Observation.read",
-                                 "subject": "weakness-triage"}
+    body["fhirAuthorization"] = {
+        "access_token": run.keep("FHIR access token", distinctive("at-")),
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "patient/Observation.read",
+        "subject": "weakness-triage",
+    }
     return body, patient
 
 
@@ -87,8 +93,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     key = jwt_kit.ec_key("ehr-es384")
     ehr_behaviour = EhrFhir()
     with StubFhirServer(ehr_behaviour) as ehr:
-        issuers = jwt_kit.write_issuers(tmp_path_factory.mktemp("privacy") / "issuers.yaml",
-                                        [{"iss": EHR, "jwks": jwt_kit.jwks(key), "fhir_servers": [ehr.base_url]}])
+        issuers = jwt_kit.write_issuers(
+            tmp_path_factory.mktemp("privacy") / "issuers.yaml",
+            [{"iss": EHR, "jwks": jwt_kit.jwks(key), "fhir_servers": [ehr.base_url]}],
+        )
         env = {"CDS_AUTH": "jwt", "CDS_TRUSTED_ISSUERS": str(issuers), "CDS_ALLOW_HTTP_LOOPBACK": "1"}
         with ServiceServer(env=env) as server:
             result = Run(server)
@@ -98,14 +106,24 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             yield result
 
 
-def _post(run: Run, key: SigningKey, body: dict[str, Any], now: str = "2026-11-25T12:00:00Z",
-          path: str = PATH, token: str | None = None) -> requests.Response:
+def _post(
+    run: Run,
+    key: SigningKey,
+    body: dict[str, Any],
+    now: str = "2026-11-25T12:00:00Z",
+    path: str = PATH,
+    token: str | None = None,
+) -> requests.Response:
     token = token or sign(key, claims(EHR, run.server.base_url + path))
     run.keep("bearer JWT", token)
     run.keep("bearer JWT signature", token.rsplit(".", 1)[1])
     request_id = uuid.uuid4().hex
-    response = requests.post(run.server.base_url + path, json=body, timeout=15, headers={
-        "Authorization": f"Bearer {token}", "X-CDS-Evaluation-Time": now, "X-Request-Id": request_id})
+    response = requests.post(
+        run.server.base_url + path,
+        json=body,
+        timeout=15,
+        headers={"Authorization": f"Bearer {token}", "X-CDS-Evaluation-Time": now, "X-Request-Id": request_id},
+    )
     assert response.headers["X-Request-Id"] == request_id
     run.request_ids.append(request_id)
     run.statuses.append(response.status_code)
@@ -114,34 +132,58 @@ def _post(run: Run, key: SigningKey, body: dict[str, Any], now: str = "2026-11-2
 
 def _scenarios(run: Run, key: SigningKey, fhir_base: str) -> None:
     for index, scenario in enumerate(load_scenarios()):
-        body, patient = _personalise(run, scenario, index, fhir_base)
+        body, _patient = _personalise(run, scenario, index, fhir_base)
         response = _post(run, key, body, scenario.now)
         assert response.status_code == 200, (scenario.name, response.text)
         if index % 20 == 0:  # feedback with a free-text override comment
             card = response.json()["cards"][0]["uuid"] if response.json()["cards"] else str(uuid.uuid4())
-            feedback = {"feedback": [{"card": card, "outcome": "overridden", "outcomeTimestamp": scenario.now,
-                                      "overrideReason": {"userComment": run.keep("override comment",
-                                                                                 distinctive("comment-"))}}]}
+            feedback = {
+                "feedback": [
+                    {
+                        "card": card,
+                        "outcome": "overridden",
+                        "outcomeTimestamp": scenario.now,
+                        "overrideReason": {"userComment": run.keep("override comment", distinctive("comment-"))},
+                    }
+                ]
+            }
             assert _post(run, key, feedback, path=f"{PATH}/feedback").status_code == 200
 
 
 def _fetch_paths(run: Run, key: SigningKey, ehr: StubFhirServer, behaviour: EhrFhir) -> None:
     token = run.keep("FHIR access token", distinctive("at-"))
-    authorization = {"access_token": token, "token_type": "Bearer", "expires_in": 300,
-                     "scope": "patient/Observation.read", "subject": "weakness-triage"}
+    authorization = {
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "patient/Observation.read",
+        "subject": "weakness-triage",
+    }
     for reply_kind in ("data", "server-error", "foreign-next-link", "not-json"):
         patient = run.keep("patient id", distinctive("pf"))
-        droop = observation("280816001", patient_id=patient, valueBoolean=True,
-                            effectiveDateTime="2026-11-25T10:00:00Z", note=[{"text": run.keep(
-                                "observation note", distinctive("note-"))}])
-        pain = observation("22253000", patient_id=patient, effectiveDateTime="2026-11-25T10:00:00Z",
-                           valueQuantity={"value": 98765.4321, "unit": "mm"})
+        droop = observation(
+            "280816001",
+            patient_id=patient,
+            valueBoolean=True,
+            effectiveDateTime="2026-11-25T10:00:00Z",
+            note=[{"text": run.keep("observation note", distinctive("note-"))}],
+        )
+        pain = observation(
+            "22253000",
+            patient_id=patient,
+            effectiveDateTime="2026-11-25T10:00:00Z",
+            valueQuantity={"value": 98765.4321, "unit": "mm"},
+        )
         run.keep("observation value", "98765.4321")
         page = bundle([droop, pain])
         if reply_kind == "foreign-next-link":
             page["link"] = [{"relation": "next", "url": f"http://localhost:9/fhir/Observation?patient={patient}"}]
-        behaviour.reply = {"data": Reply(body=page), "server-error": Reply(status=500, body=page),
-                           "foreign-next-link": Reply(body=page), "not-json": Reply(body=None)}[reply_kind]
+        behaviour.reply = {
+            "data": Reply(body=page),
+            "server-error": Reply(status=500, body=page),
+            "foreign-next-link": Reply(body=page),
+            "not-json": Reply(body=None),
+        }[reply_kind]
         body = hook_request(patient, fhirServer=ehr.base_url, fhirAuthorization=authorization)
         _post(run, key, body)
     assert any(hit.authorization == f"Bearer {token}" for hit in ehr.hits)
@@ -183,8 +225,9 @@ def test_every_request_is_one_structured_json_line_with_its_request_id(run: Run)
     assert all(r["request_id"] in run.request_ids for r in refused)
 
 
-def test_an_unexpected_error_is_logged_without_its_message(client: FlaskClient, monkeypatch: pytest.MonkeyPatch,
-                                                           caplog: pytest.LogCaptureFixture) -> None:
+def test_an_unexpected_error_is_logged_without_its_message(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     """An exception message may carry data (a patient id in a KeyError...): the log keeps type and place only."""
     patient = distinctive("pe")
     runtime = client.application.extensions["cds_runtime"]

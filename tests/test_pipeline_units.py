@@ -46,7 +46,7 @@ def test_unrelated_observations_are_skipped_before_validation(knowledge: Knowled
     assert (stats.received, stats.not_relevant, stats.kept) == (2, 1, 1)
 
 
-def test_a_validation_problem_names_the_element_but_never_its_value(knowledge: Knowledge) -> None:
+def test_a_validation_problem_names_the_element_but_never_its_value() -> None:
     fact = to_fact(observation("280816001", valueBoolean=True, note="PATIENT-SECRET-TEXT"), "Observation/x")
     assert fact.validation_error and fact.validation_error.startswith("note")
     assert "PATIENT-SECRET-TEXT" not in fact.validation_error
@@ -68,11 +68,21 @@ def test_latest_record_wins_and_an_exact_tie_keeps_the_possible_sign(knowledge: 
 
 def test_summary_stays_under_140_characters_with_every_emergency_sign(knowledge: Knowledge) -> None:
     codes = [f.codes[0] for f in knowledge.findings.values() if f.guide_section == "emergency" and f.codes]
-    observations = [observation(c.code, system=c.system, valueBoolean=True, effectiveDateTime=at(1),
-                                component=[{"code": {"coding": [{"system": "http://loinc.org", "code": "64750-3"}]},
-                                            "valueCodeableConcept": {"coding": [{"system": SNOMED,
-                                                                                 "code": "24484000"}]}}])
-                    for c in codes]
+    observations = [
+        observation(
+            c.code,
+            system=c.system,
+            valueBoolean=True,
+            effectiveDateTime=at(1),
+            component=[
+                {
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "64750-3"}]},
+                    "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "24484000"}]},
+                }
+            ],
+        )
+        for c in codes
+    ]
     card = cards_for(knowledge, *observations)[0]
     assert card["indicator"] == "critical" and len(card["summary"]) < 140
     assert "more" in card["summary"]
@@ -80,7 +90,8 @@ def test_summary_stays_under_140_characters_with_every_emergency_sign(knowledge:
 
 def test_ehr_text_cannot_inject_markdown_or_html() -> None:
     assert escape_markdown("<img src=x onerror=alert(1)> *bold* [link](http://x)") == (
-        "\\<img src=x onerror=alert\\(1\\)\\> \\*bold\\* \\[link\\]\\(http://x\\)")
+        "\\<img src=x onerror=alert\\(1\\)\\> \\*bold\\* \\[link\\]\\(http://x\\)"
+    )
 
 
 def test_self_management_card_offers_valid_draft_referrals(knowledge: Knowledge) -> None:
@@ -107,18 +118,32 @@ def test_openapi_yaml_is_generated_from_the_schemas_and_has_not_drifted() -> Non
 
 def test_triage_cli_reads_a_bundle_and_prints_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "bundle.json"
-    path.write_text(json.dumps(bundle([{"resourceType": "Patient", "id": "pat-1"},
-                                       observation("280816001", valueBoolean=True, effectiveDateTime=at(1))])))
+    path.write_text(
+        json.dumps(
+            bundle(
+                [
+                    {"resourceType": "Patient", "id": "pat-1"},
+                    observation("280816001", valueBoolean=True, effectiveDateTime=at(1)),
+                ]
+            )
+        )
+    )
     assert cli_main(["triage", str(path), "--now", NOW.isoformat()]) == 0
     assert capsys.readouterr().out.startswith("[CRITICAL] Emergency warning sign: Facial droop")
 
 
 def test_triage_command_runs_as_a_real_process(tmp_path: Path) -> None:
     path = tmp_path / "request.json"
-    path.write_text(json.dumps(hook_request(observations=[observation("165232002", valueBoolean=True,
-                                                                      effectiveDateTime=at(3))])))
-    done = subprocess.run([sys.executable, "-m", "cds_service", "triage", str(path), "--now", NOW.isoformat(),
-                           "--format", "json"], capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
+    path.write_text(
+        json.dumps(hook_request(observations=[observation("165232002", valueBoolean=True, effectiveDateTime=at(3))]))
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "cds_service", "triage", str(path), "--now", NOW.isoformat(), "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+    )
     assert done.returncode == 0, done.stderr
     assert [c["indicator"] for c in json.loads(done.stdout)["cards"]] == ["warning"]
 

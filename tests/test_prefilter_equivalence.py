@@ -33,25 +33,53 @@ LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
 KNOWLEDGE: Knowledge = load_knowledge(REPO_ROOT / "content", REPO_ROOT / "cards")  # strategies need it at import
 
-GUIDE_CODES: list[Key] = sorted({*KNOWLEDGE.finding_by_code, *KNOWLEDGE.scores, *KNOWLEDGE.fast_components,
-                                 KNOWLEDGE.recognition.symptom_present, KNOWLEDGE.recognition.symptom_absent,
-                                 *([KNOWLEDGE.fast_panel] if KNOWLEDGE.fast_panel else [])})
+GUIDE_CODES: list[Key] = sorted(
+    {
+        *KNOWLEDGE.finding_by_code,
+        *KNOWLEDGE.scores,
+        *KNOWLEDGE.fast_components,
+        KNOWLEDGE.recognition.symptom_present,
+        KNOWLEDGE.recognition.symptom_absent,
+        *([KNOWLEDGE.fast_panel] if KNOWLEDGE.fast_panel else []),
+    }
+)
 QUALIFIER_CODES: list[Key] = sorted(KNOWLEDGE.recognition.qualifier_components)
-QUALIFIER_VALUES: list[Key] = sorted({v for _, values in KNOWLEDGE.recognition.qualifier_components.values()
-                                      for v in values})
-ANSWER_CODES: list[Key] = sorted(KNOWLEDGE.recognition.present_values | KNOWLEDGE.recognition.absent_values
-                                 | KNOWLEDGE.recognition.unknown_values)
+QUALIFIER_VALUES: list[Key] = sorted(
+    {v for _, values in KNOWLEDGE.recognition.qualifier_components.values() for v in values}
+)
+ANSWER_CODES: list[Key] = sorted(
+    KNOWLEDGE.recognition.present_values | KNOWLEDGE.recognition.absent_values | KNOWLEDGE.recognition.unknown_values
+)
 BODY_SITES: list[Key] = sorted(KNOWLEDGE.body_site_groups)
-MATCHING_TEXTS = ["Facial droop", "left arm weakness", "Confusion", "dizzy spells", "Low back pain",
-                  "feels weak", "Slurred speech", "urinary incontinence", "sudden severe headache"]
-OTHER_TEXTS = ["Heart rate", "Glucose [Mass/volume] in Serum or Plasma", "Body weight", "Blood pressure panel",
-               "Hemoglobin A1c", "Smoking status", "Pain", "weak signal"]
+MATCHING_TEXTS = [
+    "Facial droop",
+    "left arm weakness",
+    "Confusion",
+    "dizzy spells",
+    "Low back pain",
+    "feels weak",
+    "Slurred speech",
+    "urinary incontinence",
+    "sudden severe headache",
+]
+OTHER_TEXTS = [
+    "Heart rate",
+    "Glucose [Mass/volume] in Serum or Plasma",
+    "Body weight",
+    "Blood pressure panel",
+    "Hemoglobin A1c",
+    "Smoking status",
+    "Pain",
+    "weak signal",
+]
 INTERPRETATIONS = ["POS", "NEG", "N", "ND", "DET", "A", "W", "H", "L"]
 
 unrelated_loinc = st.builds(lambda n, d: (LOINC, f"{n}-{d}"), st.integers(1000, 99999), st.integers(0, 9)).filter(
-    lambda key: key not in KNOWLEDGE.relevant_codes)
-code_key = st.one_of(st.sampled_from(GUIDE_CODES), unrelated_loinc, st.sampled_from(QUALIFIER_CODES),
-                     st.sampled_from(BODY_SITES))
+    lambda key: key not in KNOWLEDGE.relevant_codes
+)
+code_key = st.one_of(
+    st.sampled_from(GUIDE_CODES), unrelated_loinc, st.sampled_from(QUALIFIER_CODES), st.sampled_from(BODY_SITES)
+)
 
 
 @st.composite
@@ -70,8 +98,11 @@ def codeable_concept(draw: st.DrawFn, keys: st.SearchStrategy[Key]) -> dict[str,
 
 
 def value_element(draw: st.DrawFn) -> dict[str, Any]:
-    kind = draw(st.sampled_from(["boolean", "answer", "finding", "qualifier", "integer", "quantity", "string",
-                                 "none", "absent"]))
+    kind = draw(
+        st.sampled_from(
+            ["boolean", "answer", "finding", "qualifier", "integer", "quantity", "string", "none", "absent"]
+        )
+    )
     if kind == "boolean":
         return {"valueBoolean": draw(st.booleans())}
     if kind in ("answer", "finding", "qualifier"):
@@ -84,8 +115,11 @@ def value_element(draw: st.DrawFn) -> dict[str, Any]:
     if kind == "string":
         return {"valueString": draw(st.sampled_from(MATCHING_TEXTS + OTHER_TEXTS))}
     if kind == "absent":
-        return {"dataAbsentReason": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
-                                                 "code": "unknown"}]}}
+        return {
+            "dataAbsentReason": {
+                "coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "unknown"}]
+            }
+        }
     return {}
 
 
@@ -103,8 +137,16 @@ def observation(draw: st.DrawFn, index: int) -> dict[str, Any]:
         obs["effectiveDateTime"] = (NOW - timedelta(hours=hours)).isoformat().replace("+00:00", "Z")
     obs.update(value_element(draw))
     if draw(st.integers(0, 3)) == 0:
-        obs["interpretation"] = [{"coding": [{"system": KNOWLEDGE.recognition.interpretation_system,
-                                              "code": draw(st.sampled_from(INTERPRETATIONS))}]}]
+        obs["interpretation"] = [
+            {
+                "coding": [
+                    {
+                        "system": KNOWLEDGE.recognition.interpretation_system,
+                        "code": draw(st.sampled_from(INTERPRETATIONS)),
+                    }
+                ]
+            }
+        ]
     if draw(st.integers(0, 3)) == 0:
         obs["bodySite"] = draw(codeable_concept(st.sampled_from(BODY_SITES)))
     components = []
@@ -140,7 +182,8 @@ def assert_equivalent(observations: list[dict[str, Any]]) -> None:
     reference = evaluate(observations, PATIENT, KNOWLEDGE, NOW, "http://cds.test", prefilter=False)
     assert comparable(fast.cards) == comparable(reference.cards)
     assert [(c["indicator"], c["extension"]) for c in fast.cards] == [
-        (c["indicator"], c["extension"]) for c in reference.cards]
+        (c["indicator"], c["extension"]) for c in reference.cards
+    ]
     for raw in observations:
         if not is_relevant(raw, KNOWLEDGE):
             assert evidence_from(to_fact(raw, "Observation/skipped"), KNOWLEDGE) == [], raw
@@ -154,34 +197,51 @@ def test_prefiltered_and_unfiltered_evaluation_give_the_same_cards(observations:
 
 def test_a_finding_named_only_in_a_component_text_is_not_skipped() -> None:
     """Found by the property test: the pre-filter used to read texts of Observation.code only."""
-    obs = {"resourceType": "Observation", "id": "x", "status": "final", "subject": {"reference": f"Patient/{PATIENT}"},
-           "effectiveDateTime": "2026-11-25T11:00:00Z", "code": {"coding": [{"system": LOINC, "code": "8867-4"}]},
-           "component": [{"code": {"text": "facial droop"}, "valueBoolean": True}]}
+    obs = {
+        "resourceType": "Observation",
+        "id": "x",
+        "status": "final",
+        "subject": {"reference": f"Patient/{PATIENT}"},
+        "effectiveDateTime": "2026-11-25T11:00:00Z",
+        "code": {"coding": [{"system": LOINC, "code": "8867-4"}]},
+        "component": [{"code": {"text": "facial droop"}, "valueBoolean": True}],
+    }
     assert is_relevant(obs, KNOWLEDGE)
     assert [c["indicator"] for c in evaluate([obs], PATIENT, KNOWLEDGE, NOW, "http://cds.test").cards] == ["critical"]
     assert_equivalent([obs])
 
 
 def test_a_coding_with_a_non_string_system_or_code_is_skipped_not_an_error() -> None:
-    obs = {"resourceType": "Observation", "id": "x", "status": ["final"],
-           "subject": {"reference": f"Patient/{PATIENT}"},
-           "code": {"coding": [{"system": [LOINC], "code": {"c": 1}}, "not a coding"]}}
+    obs = {
+        "resourceType": "Observation",
+        "id": "x",
+        "status": ["final"],
+        "subject": {"reference": f"Patient/{PATIENT}"},
+        "code": {"coding": [{"system": [LOINC], "code": {"c": 1}}, "not a coding"]},
+    }
     assert not is_relevant(obs, KNOWLEDGE)
     assert evaluate([obs], PATIENT, KNOWLEDGE, NOW, "http://cds.test").cards == []
     assert_equivalent([obs])
 
 
 def test_a_card_line_still_says_its_observation_did_not_validate() -> None:
-    droop = {"resourceType": "Observation", "id": "d", "status": "final",
-             "subject": {"reference": f"Patient/{PATIENT}"}, "effectiveDateTime": "2026-11-25T11:00:00Z",
-             "valueBoolean": True, "note": "not a list",
-             "code": {"coding": [{"system": SNOMED, "code": "280816001"}]}}
+    droop = {
+        "resourceType": "Observation",
+        "id": "d",
+        "status": "final",
+        "subject": {"reference": f"Patient/{PATIENT}"},
+        "effectiveDateTime": "2026-11-25T11:00:00Z",
+        "valueBoolean": True,
+        "note": "not a list",
+        "code": {"coding": [{"system": SNOMED, "code": "280816001"}]},
+    }
     result = evaluate([droop], PATIENT, KNOWLEDGE, NOW, "http://cds.test")
     assert result.cards[0]["extension"]["org.weakness-triage"]["findings"][0]["flags"] == ["did-not-validate"]
     assert result.stats.did_not_validate == 1
 
 
 # ---- nesting_depth ---------------------------------------------------------------------------------------------
+
 
 def reference_depth(value: Any) -> int:
     if isinstance(value, dict):
@@ -193,10 +253,14 @@ def reference_depth(value: Any) -> int:
 
 tricky_text = st.text(alphabet=st.sampled_from(list('ab[]{}"\\/\n\u00e9\u2028')), max_size=8)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**6), 10**6)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | tricky_text,
     lambda children: st.lists(children, max_size=4) | st.dictionaries(tricky_text, children, max_size=4),
-    max_leaves=40)
+    max_leaves=40,
+)
 
 
 @settings(max_examples=400, deadline=None)

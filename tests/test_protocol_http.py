@@ -10,8 +10,8 @@ from typing import Any
 
 import requests
 
-from cds_service.hooks.schemas import empty_values
 from cds_service.store import Store
+from tests.support.card_checks import empty_values
 from tests.support.requests_factory import ENCOUNTER_START, PATIENT_VIEW, hook_request, observation
 from tests.support.service_server import ServiceServer
 
@@ -46,6 +46,7 @@ def assert_operation_outcome(response: requests.Response, status: int, where: st
 
 # ---- discovery ------------------------------------------------------------------------------------------
 
+
 def test_discovery_lists_one_service_per_hook_with_spec_safe_prefetch(service: ServiceServer) -> None:
     response = requests.get(f"{service.base_url}/cds-services", timeout=5)
     assert response.status_code == 200
@@ -78,6 +79,7 @@ def test_every_advertised_service_answers_a_valid_call(service: ServiceServer) -
 
 
 # ---- the call: cards ------------------------------------------------------------------------------------
+
 
 def test_facial_droop_gets_a_critical_card_linking_to_the_guide_page(service: ServiceServer) -> None:
     response = post(service, f"/cds-services/{PATIENT_VIEW}", hook_request(observations=[droop()]))
@@ -115,7 +117,7 @@ def test_other_patients_observations_are_ignored(service: ServiceServer) -> None
     response = post(service, f"/cds-services/{PATIENT_VIEW}", body)
     assert response.json() == {"cards": []}
     request_id = response.headers["X-Request-Id"]
-    line = next(json.loads(text) for text in service.logs().splitlines() if request_id in text and "\"route\"" in text)
+    line = next(json.loads(text) for text in service.logs().splitlines() if request_id in text and '"route"' in text)
     assert line["other_patient"] == 1 and "someone-else" not in service.logs()
 
 
@@ -133,6 +135,7 @@ def test_a_malformed_observation_still_raises_its_card_and_says_it_did_not_valid
 
 
 # ---- prefetch semantics ---------------------------------------------------------------------------------
+
 
 def test_null_prefetch_means_no_data_and_no_cards(service: ServiceServer) -> None:
     body = hook_request(prefetch={"patient": None, "observations": None})
@@ -153,7 +156,8 @@ def test_operation_outcome_prefetch_without_fhir_server_is_412(service: ServiceS
 
 
 def test_spec_example_request_with_a_fhir_server_not_allowed_is_412_and_nothing_is_fetched(
-        service: ServiceServer) -> None:
+    service: ServiceServer,
+) -> None:
     response = post(service, f"/cds-services/{PATIENT_VIEW}", example("spec-request-patient-view.json"))
     body = assert_operation_outcome(response, 412, "prefetch.observations")
     assert "allowed" in body["issue"][0]["diagnostics"]
@@ -172,9 +176,14 @@ def test_patient_prefetch_for_another_patient_is_refused(service: ServiceServer)
 
 # ---- errors -----------------------------------------------------------------------------------------------
 
+
 def test_malformed_json_is_400(service: ServiceServer) -> None:
-    response = requests.post(f"{service.base_url}/cds-services/{PATIENT_VIEW}", data=b'{"hook": ',
-                             headers={"Content-Type": "application/json"}, timeout=5)
+    response = requests.post(
+        f"{service.base_url}/cds-services/{PATIENT_VIEW}",
+        data=b'{"hook": ',
+        headers={"Content-Type": "application/json"},
+        timeout=5,
+    )
     body = assert_operation_outcome(response, 400)
     assert "not valid JSON" in body["issue"][0]["diagnostics"]
 
@@ -198,8 +207,9 @@ def test_hook_not_matching_the_service_is_400(service: ServiceServer) -> None:
 
 
 def test_fhir_authorization_without_fhir_server_is_400(service: ServiceServer) -> None:
-    body = hook_request(observations=[], fhirAuthorization=example("spec-request-fhirAuthorization.json")[
-        "fhirAuthorization"])
+    body = hook_request(
+        observations=[], fhirAuthorization=example("spec-request-fhirAuthorization.json")["fhirAuthorization"]
+    )
     assert_operation_outcome(post(service, f"/cds-services/{PATIENT_VIEW}", body), 400, "fhirServer")
 
 
@@ -224,21 +234,33 @@ def test_wrong_method_is_405(service: ServiceServer) -> None:
 
 
 def test_oversized_body_is_413(service: ServiceServer) -> None:
-    response = requests.post(f"{service.base_url}/cds-services/{PATIENT_VIEW}", data=b" " * 6_000_000,
-                             headers={"Content-Type": "application/json"}, timeout=10)
+    response = requests.post(
+        f"{service.base_url}/cds-services/{PATIENT_VIEW}",
+        data=b" " * 6_000_000,
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
     assert_operation_outcome(response, 413)
 
 
 def test_a_body_that_is_not_json_is_415(service: ServiceServer) -> None:
-    response = requests.post(f"{service.base_url}/cds-services/{PATIENT_VIEW}", data=b"hello",
-                             headers={"Content-Type": "text/plain"}, timeout=5)
+    response = requests.post(
+        f"{service.base_url}/cds-services/{PATIENT_VIEW}",
+        data=b"hello",
+        headers={"Content-Type": "text/plain"},
+        timeout=5,
+    )
     assert_operation_outcome(response, 415)
 
 
 def test_json_nested_beyond_the_parser_limit_is_400_naming_depth(service: ServiceServer) -> None:
     body = b'{"hook": "patient-view", "extension": ' + b"[" * 1100 + b"]" * 1100 + b"}"
-    response = requests.post(f"{service.base_url}/cds-services/{PATIENT_VIEW}", data=body,
-                             headers={"Content-Type": "application/json"}, timeout=5)
+    response = requests.post(
+        f"{service.base_url}/cds-services/{PATIENT_VIEW}",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        timeout=5,
+    )
     assert_operation_outcome(response, 400)
     assert "depth" in response.json()["issue"][0]["diagnostics"]
 
@@ -249,8 +271,7 @@ def test_a_shown_observation_nested_too_deeply_to_validate_is_still_shown_and_fl
     nested: dict[str, Any] = {"url": "http://example.org/x", "valueString": "v"}
     for _ in range(300):
         nested = {"url": "http://example.org/x", "extension": [nested]}
-    response = post(service, f"/cds-services/{PATIENT_VIEW}",
-                    hook_request(observations=[droop(extension=[nested])]))
+    response = post(service, f"/cds-services/{PATIENT_VIEW}", hook_request(observations=[droop(extension=[nested])]))
     assert response.status_code == 200
     card = response.json()["cards"][0]
     assert card["indicator"] == "critical"
@@ -263,6 +284,7 @@ def test_unknown_path_is_404_operation_outcome(service: ServiceServer) -> None:
 
 
 # ---- feedback ---------------------------------------------------------------------------------------------
+
 
 def _issued_card(service: ServiceServer) -> dict[str, Any]:
     return post(service, f"/cds-services/{PATIENT_VIEW}", hook_request(observations=[droop()])).json()["cards"][0]
@@ -298,12 +320,12 @@ def test_spec_feedback_examples_are_stored_before_200(service: ServiceServer) ->
 def test_invalid_feedback_is_400_naming_the_field(service: ServiceServer) -> None:
     bad = example("spec-feedback-accepted.json")
     del bad["feedback"][0]["acceptedSuggestions"]
-    assert_operation_outcome(post(service, f"/cds-services/{PATIENT_VIEW}/feedback", bad), 400,
-                             "feedback.0.acceptedSuggestions")
+    assert_operation_outcome(
+        post(service, f"/cds-services/{PATIENT_VIEW}/feedback", bad), 400, "feedback.0.acceptedSuggestions"
+    )
     bad = example("spec-feedback-overridden.json")
     bad["feedback"][0]["outcome"] = "ignored"
-    assert_operation_outcome(post(service, f"/cds-services/{PATIENT_VIEW}/feedback", bad), 400,
-                             "feedback.0.outcome")
+    assert_operation_outcome(post(service, f"/cds-services/{PATIENT_VIEW}/feedback", bad), 400, "feedback.0.outcome")
     bad["feedback"][0].pop("outcome")
     bad["feedback"][0]["outcomeTimestamp"] = "yesterday"
     response = post(service, f"/cds-services/{PATIENT_VIEW}/feedback", bad)
@@ -312,10 +334,17 @@ def test_invalid_feedback_is_400_naming_the_field(service: ServiceServer) -> Non
 
 # ---- CORS, ops, openapi -------------------------------------------------------------------------------------
 
+
 def test_cors_preflight_allows_authorization_and_content_type(service: ServiceServer) -> None:
-    response = requests.options(f"{service.base_url}/cds-services/{PATIENT_VIEW}", timeout=5, headers={
-        "Origin": "https://sandbox.cds-hooks.org", "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "authorization, content-type"})
+    response = requests.options(
+        f"{service.base_url}/cds-services/{PATIENT_VIEW}",
+        timeout=5,
+        headers={
+            "Origin": "https://sandbox.cds-hooks.org",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
     assert response.status_code == 200
     allowed = response.headers["Access-Control-Allow-Headers"].lower()
     assert "authorization" in allowed and "content-type" in allowed

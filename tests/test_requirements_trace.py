@@ -44,8 +44,9 @@ def requirements() -> dict[int, Requirement]:
         # that holds a conformance keyword, and the actors are the cell after it.
         level = next((i for i in range(3, len(row)) if row[i] in LEVELS), None)
         assert level is not None and level + 1 < len(row), f"no conformance keyword in row {row[:1]}"
-        requirement = Requirement(int(row[0]), row[level], frozenset(a.strip() for a in row[level + 1].split(",")),
-                                  " ".join(row[2:level]))
+        requirement = Requirement(
+            int(row[0]), row[level], frozenset(a.strip() for a in row[level + 1].split(",")), " ".join(row[2:level])
+        )
         assert requirement.id not in table, f"ID {requirement.id} appears twice in the table"
         table[requirement.id] = requirement
     return table
@@ -71,8 +72,11 @@ def functions_in(path: str) -> frozenset[str]:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             names.add(node.name)
         elif isinstance(node, ast.ClassDef):
-            names |= {f"{node.name}::{item.name}" for item in node.body
-                      if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)}
+            names |= {
+                f"{node.name}::{item.name}"
+                for item in node.body
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
+            }
     return frozenset(name for name in names if name.rsplit("::", 1)[-1].startswith("test"))
 
 
@@ -132,4 +136,5 @@ def test_the_share_of_tested_shall_requirements_does_not_go_down() -> None:
     shall = [rid for rid, r in service_requirements().items() if r.conformance in ("SHALL", "SHALL NOT")]
     tested = sum(status.get(rid) == "tested" for rid in shall)
     assert math.floor(100 * tested / len(shall)) >= MIN_SHALL_TESTED_PERCENT, (
-        f"{tested} of {len(shall)} Service SHALL requirements are tested")
+        f"{tested} of {len(shall)} Service SHALL requirements are tested"
+    )

@@ -24,8 +24,12 @@ def test_there_are_at_least_sixty_scenarios() -> None:
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_scenario_over_http(scenario: Scenario, service: ServiceServer) -> None:
-    response = requests.post(f"{service.base_url}/cds-services/{PATIENT_VIEW}", json=scenario.request(),
-                             headers={"X-CDS-Evaluation-Time": scenario.now}, timeout=30)
+    response = requests.post(
+        f"{service.base_url}/cds-services/{PATIENT_VIEW}",
+        json=scenario.request(),
+        headers={"X-CDS-Evaluation-Time": scenario.now},
+        timeout=30,
+    )
     assert response.status_code == 200, response.text
     assert_spec_cards(response.json())
     cards = response.json()["cards"]

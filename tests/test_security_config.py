@@ -36,6 +36,7 @@ def write(tmp_path: Path, issuers: list[dict[str, Any]]) -> Path:
 
 # ---- settings -----------------------------------------------------------------------------------------------------
 
+
 def test_jwt_mode_needs_a_trusted_issuers_file() -> None:
     with pytest.raises(SettingsError, match="CDS_TRUSTED_ISSUERS"):
         load_settings({"CDS_AUTH": "jwt"})
@@ -49,47 +50,62 @@ def test_cors_wildcard_only_with_auth_off() -> None:
         load_settings({"CDS_AUTH": "jwt", "CDS_TRUSTED_ISSUERS": "x.yaml", "CDS_CORS_ORIGINS": "*"})
 
 
-@pytest.mark.parametrize(("servers", "loopback", "problem"), [
-    ("http://fhir.example.org/r4", "1", "https"),
-    ("http://127.0.0.1:8080/fhir", "", "plain http"),
-    ("https://user:pw@fhir.example.org/r4", "", "user info"),
-])
+@pytest.mark.parametrize(
+    ("servers", "loopback", "problem"),
+    [
+        ("http://fhir.example.org/r4", "1", "https"),
+        ("http://127.0.0.1:8080/fhir", "", "plain http"),
+        ("https://user:pw@fhir.example.org/r4", "", "user info"),
+    ],
+)
 def test_allowed_fhir_servers_must_be_https_or_explicit_loopback(servers: str, loopback: str, problem: str) -> None:
     with pytest.raises(SettingsError, match=problem):
         load_settings({"CDS_AUTH": "off", "CDS_ALLOWED_FHIR_SERVERS": servers, "CDS_ALLOW_HTTP_LOOPBACK": loopback})
-    ok = load_settings({"CDS_AUTH": "off", "CDS_ALLOWED_FHIR_SERVERS": "https://fhir.example.org/r4,"
-                        "http://127.0.0.1:9/fhir", "CDS_ALLOW_HTTP_LOOPBACK": "1"})
+    ok = load_settings(
+        {
+            "CDS_AUTH": "off",
+            "CDS_ALLOWED_FHIR_SERVERS": "https://fhir.example.org/r4,http://127.0.0.1:9/fhir",
+            "CDS_ALLOW_HTTP_LOOPBACK": "1",
+        }
+    )
     assert ok.allowed_fhir_servers == ("https://fhir.example.org/r4", "http://127.0.0.1:9/fhir")
 
 
 # ---- the trusted issuers file ------------------------------------------------------------------------------------
 
+
 def test_a_valid_file_loads_with_default_algorithms(tmp_path: Path) -> None:
-    sandbox = {"iss": "https://sandbox.cds-hooks.org", "fhir_servers": [], "algorithms": ["ES384", "ES256"],
-               "jku_allowlist": ["https://sandbox.cds-hooks.org/.well-known/jwks.json"]}
+    sandbox = {
+        "iss": "https://sandbox.cds-hooks.org",
+        "fhir_servers": [],
+        "algorithms": ["ES384", "ES256"],
+        "jku_allowlist": ["https://sandbox.cds-hooks.org/.well-known/jwks.json"],
+    }
     issuers = load_trusted_issuers(write(tmp_path, [GOOD, sandbox]), allow_http_loopback=False)
     assert issuers["https://ehr.example.org"].algorithms == ("ES384", "RS384")
     assert issuers["https://ehr.example.org"].jwks["k1"]["kty"] == "EC"
     assert issuers["https://sandbox.cds-hooks.org"].algorithms == ("ES384", "ES256")
 
 
-@pytest.mark.parametrize(("change", "problem"), [
-    ({"algorithms": ["HS256"]}, "algorithms"),
-    ({"algorithms": ["none"]}, "algorithms"),
-    ({"jwks": {"keys": [{"kty": "oct", "kid": "s", "k": "c2VjcmV0"}]}}, "kty"),
-    ({"jwks": {"keys": [{**KEY.public_jwk(), "kid": ""}]}}, "kid"),
-    ({"jwks": {"keys": [KEY.public_jwk(), KEY.public_jwk()]}}, "twice"),
-    ({"jwks": {"keys": [{"kty": "EC", "kid": "bad", "crv": "P-384", "x": "AA", "y": "AA"}]}}, "not a valid key"),
-    ({"jwks_url": "https://ehr.example.org/jwks"}, "not both"),
-    ({"jwks": None}, "Field may not be null"),
-    ({"fhir_servers": ["http://fhir.example.org/r4"]}, "https"),
-    ({"fhir_servers": ["http://127.0.0.1:9/fhir"]}, "plain http"),
-    ({"jku_allowlist": ["http://keys.example.org/jwks"]}, "https"),
-    ({"fhir_servers": None}, "Field may not be null"),
-    ({"tenants": ["a"]}, "Unknown field"),
-])
-def test_an_invalid_issuer_is_refused_with_file_and_line(tmp_path: Path, change: dict[str, Any],
-                                                         problem: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"algorithms": ["HS256"]}, "algorithms"),
+        ({"algorithms": ["none"]}, "algorithms"),
+        ({"jwks": {"keys": [{"kty": "oct", "kid": "s", "k": "c2VjcmV0"}]}}, "kty"),
+        ({"jwks": {"keys": [{**KEY.public_jwk(), "kid": ""}]}}, "kid"),
+        ({"jwks": {"keys": [KEY.public_jwk(), KEY.public_jwk()]}}, "twice"),
+        ({"jwks": {"keys": [{"kty": "EC", "kid": "bad", "crv": "P-384", "x": "AA", "y": "AA"}]}}, "not a valid key"),
+        ({"jwks_url": "https://ehr.example.org/jwks"}, "not both"),
+        ({"jwks": None}, "Field may not be null"),
+        ({"fhir_servers": ["http://fhir.example.org/r4"]}, "https"),
+        ({"fhir_servers": ["http://127.0.0.1:9/fhir"]}, "plain http"),
+        ({"jku_allowlist": ["http://keys.example.org/jwks"]}, "https"),
+        ({"fhir_servers": None}, "Field may not be null"),
+        ({"tenants": ["a"]}, "Unknown field"),
+    ],
+)
+def test_an_invalid_issuer_is_refused_with_file_and_line(tmp_path: Path, change: dict[str, Any], problem: str) -> None:
     file = write(tmp_path, [GOOD, {**GOOD, "iss": "https://second.example.org", **change}])
     with pytest.raises(ContentError, match=problem) as error:
         load_trusted_issuers(file, allow_http_loopback=False)
@@ -119,27 +135,36 @@ def test_a_private_key_in_the_file_is_refused(tmp_path: Path) -> None:
 
 # ---- the deployed command refuses to start ----------------------------------------------------------------------
 
+
 def _serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CDS_")}
-    return subprocess.run([sys.executable, "-m", "cds_service", "serve", "--port", str(free_port())],
-                          cwd=REPO_ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "cds_service", "serve", "--port", str(free_port())],
+        cwd=REPO_ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_serve_refuses_to_start_in_jwt_mode_without_a_valid_issuers_file(tmp_path: Path) -> None:
     missing = _serve({"CDS_AUTH": "jwt", "CDS_DATABASE_URL": f"sqlite:///{tmp_path}/a.db"})
     assert missing.returncode == 2 and "CDS_TRUSTED_ISSUERS" in missing.stderr
     bad = write(tmp_path, [{**GOOD, "algorithms": ["HS256"]}])
-    invalid = _serve({"CDS_AUTH": "jwt", "CDS_TRUSTED_ISSUERS": str(bad),
-                      "CDS_DATABASE_URL": f"sqlite:///{tmp_path}/a.db"})
+    invalid = _serve(
+        {"CDS_AUTH": "jwt", "CDS_TRUSTED_ISSUERS": str(bad), "CDS_DATABASE_URL": f"sqlite:///{tmp_path}/a.db"}
+    )
     assert invalid.returncode == 2 and f"{bad}:" in invalid.stderr and "algorithms" in invalid.stderr
 
 
 # ---- JWKS cache ---------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def jwks_server() -> Iterator[tuple[StubFhirServer, dict[str, Any]]]:
     state: dict[str, Any] = {"reply": Reply(body=jwt_kit.jwks(KEY))}
-    with StubFhirServer(lambda path: state["reply"]) as server:
+    with StubFhirServer(lambda _path: state["reply"]) as server:
         yield server, state
 
 
@@ -160,7 +185,8 @@ def test_an_unknown_kid_refetches_at_most_once_per_cooldown(jwks_server: tuple[S
 
 
 def test_an_unreachable_jwks_is_unavailable_and_a_stale_copy_is_kept(
-        jwks_server: tuple[StubFhirServer, dict[str, Any]]) -> None:
+    jwks_server: tuple[StubFhirServer, dict[str, Any]],
+) -> None:
     server, state = jwks_server
     url = f"{server.base_url}/jwks.json"
     cache = JwksCache(allow_http_loopback=True, cooldown=0.01)
@@ -176,6 +202,7 @@ def test_an_unreachable_jwks_is_unavailable_and_a_stale_copy_is_kept(
 
 # ---- auth off is loud ---------------------------------------------------------------------------------------------
 
+
 def test_auth_off_is_logged_as_a_warning_at_start_and_shown_on_readyz(service: ServiceServer) -> None:
     records = [json.loads(line) for line in service.logs().splitlines() if line.startswith("{")]
     assert any(r["message"] == "authentication_off" and r["level"] == "WARNING" for r in records)
@@ -184,6 +211,7 @@ def test_auth_off_is_logged_as_a_warning_at_start_and_shown_on_readyz(service: S
 
 
 # ---- the replay cache -----------------------------------------------------------------------------------------------
+
 
 def test_a_token_id_is_accepted_once_until_it_expires(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path}/r.db")

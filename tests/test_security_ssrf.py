@@ -28,7 +28,7 @@ class Behaviour:
     def __init__(self) -> None:
         self.reply = Reply(body=bundle([]))
 
-    def __call__(self, path: str) -> Reply:
+    def __call__(self, _path: str) -> Reply:
         return self.reply
 
 
@@ -41,15 +41,23 @@ class Rig:
     target: StubFhirServer
     key: SigningKey
 
-    def call(self, service: ServiceServer, fhir_server: str, patient: str = PATIENT,
-             **extra: Any) -> requests.Response:
+    def call(self, service: ServiceServer, fhir_server: str, patient: str = PATIENT, **extra: Any) -> requests.Response:
         path = f"/cds-services/{PATIENT_VIEW}"
         headers = {"X-CDS-Evaluation-Time": NOW}
         if service is self.jwt_service:
             headers["Authorization"] = f"Bearer {sign(self.key, claims(EHR, service.base_url + path))}"
-        body = hook_request(patient, fhirServer=fhir_server, fhirAuthorization={
-            "access_token": TOKEN, "token_type": "Bearer", "expires_in": 300,
-            "scope": "patient/Observation.read patient/Patient.read", "subject": "weakness-triage"}, **extra)
+        body = hook_request(
+            patient,
+            fhirServer=fhir_server,
+            fhirAuthorization={
+                "access_token": TOKEN,
+                "token_type": "Bearer",
+                "expires_in": 300,
+                "scope": "patient/Observation.read patient/Patient.read",
+                "subject": "weakness-triage",
+            },
+            **extra,
+        )
         self.ehr.hits.clear()
         self.target.hits.clear()
         return requests.post(service.base_url + path, json=body, headers=headers, timeout=10)
@@ -59,12 +67,16 @@ class Rig:
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     key = jwt_kit.ec_key("ehr-es384")
     behaviour = Behaviour()
-    with StubFhirServer(behaviour) as ehr, StubFhirServer(lambda path: Reply(body=bundle([DROOP]))) as target:
-        issuers = jwt_kit.write_issuers(tmp_path_factory.mktemp("ssrf") / "issuers.yaml",
-                                        [{"iss": EHR, "jwks": jwt_kit.jwks(key), "fhir_servers": [ehr.base_url]}])
+    with StubFhirServer(behaviour) as ehr, StubFhirServer(lambda _path: Reply(body=bundle([DROOP]))) as target:
+        issuers = jwt_kit.write_issuers(
+            tmp_path_factory.mktemp("ssrf") / "issuers.yaml",
+            [{"iss": EHR, "jwks": jwt_kit.jwks(key), "fhir_servers": [ehr.base_url]}],
+        )
         common = {"CDS_ALLOW_HTTP_LOOPBACK": "1", "CDS_FHIR_MAX_RESPONSE_BYTES": "100000"}
-        with ServiceServer(env={**common, "CDS_AUTH": "jwt", "CDS_TRUSTED_ISSUERS": str(issuers)}) as jwt_service, \
-                ServiceServer(env={**common, "CDS_ALLOWED_FHIR_SERVERS": ehr.base_url}) as open_service:
+        with (
+            ServiceServer(env={**common, "CDS_AUTH": "jwt", "CDS_TRUSTED_ISSUERS": str(issuers)}) as jwt_service,
+            ServiceServer(env={**common, "CDS_ALLOWED_FHIR_SERVERS": ehr.base_url}) as open_service,
+        ):
             yield Rig(jwt_service, open_service, ehr, behaviour, target, key)
 
 
@@ -89,16 +101,19 @@ def test_a_fhir_server_not_allowed_with_auth_off_is_412_and_never_called(rig: Ri
     assert rig.target.hits == []
 
 
-@pytest.mark.parametrize("where", ["other-port", "other-host-name", "outside-the-prefix", "userinfo-trick",
-                                   "dot-segments"])
+@pytest.mark.parametrize(
+    "where", ["other-port", "other-host-name", "outside-the-prefix", "userinfo-trick", "dot-segments"]
+)
 def test_a_next_link_off_the_fhir_server_is_never_fetched(rig: Rig, where: str) -> None:
     ehr_port = rig.ehr.base_url.split(":")[2].split("/")[0]
     target_port = rig.target.base_url.split(":")[2].split("/")[0]
-    link = {"other-port": f"{rig.target.base_url}/Observation?page=2",
-            "other-host-name": f"http://localhost:{ehr_port}/fhir/Observation?page=2",
-            "outside-the-prefix": f"http://127.0.0.1:{ehr_port}/admin/Observation?page=2",
-            "userinfo-trick": f"http://127.0.0.1:{ehr_port}@127.0.0.1:{target_port}/fhir/Observation",
-            "dot-segments": f"{rig.ehr.base_url}/../admin?page=2"}[where]
+    link = {
+        "other-port": f"{rig.target.base_url}/Observation?page=2",
+        "other-host-name": f"http://localhost:{ehr_port}/fhir/Observation?page=2",
+        "outside-the-prefix": f"http://127.0.0.1:{ehr_port}/admin/Observation?page=2",
+        "userinfo-trick": f"http://127.0.0.1:{ehr_port}@127.0.0.1:{target_port}/fhir/Observation",
+        "dot-segments": f"{rig.ehr.base_url}/../admin?page=2",
+    }[where]
     page = bundle([])
     page["link"] = [{"relation": "next", "url": link}]
     rig.behaviour.reply = Reply(body=page)
@@ -143,40 +158,46 @@ def test_a_fhir_response_over_the_size_cap_is_412(rig: Rig) -> None:
 PREFIX = "https://fhir.example.org/r4"
 
 
-@pytest.mark.parametrize(("url", "allowed"), [
-    ("https://fhir.example.org/r4", True),
-    ("https://fhir.example.org/r4/", True),
-    ("https://fhir.example.org:443/r4/Observation?patient=1", True),
-    ("https://FHIR.example.org/r4/Patient/1", True),
-    ("https://fhir.example.org/r4-other/Patient/1", False),
-    ("https://fhir.example.org/r", False),
-    ("https://fhir.example.org.evil.example/r4", False),
-    ("https://fhir.example.org@evil.example/r4", False),
-    ("https://user:pw@fhir.example.org/r4", False),
-    ("http://fhir.example.org/r4", False),
-    ("https://fhir.example.org:8443/r4", False),
-    ("https://fhir.example.org/r4/../admin", False),
-    ("https://fhir.example.org/r4/%2e%2e/admin", False),
-    ("https://fhir.example.org/r4\\..\\admin", False),
-    ("https://evil.example/r4", False),
-])
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://fhir.example.org/r4", True),
+        ("https://fhir.example.org/r4/", True),
+        ("https://fhir.example.org:443/r4/Observation?patient=1", True),
+        ("https://FHIR.example.org/r4/Patient/1", True),
+        ("https://fhir.example.org/r4-other/Patient/1", False),
+        ("https://fhir.example.org/r", False),
+        ("https://fhir.example.org.evil.example/r4", False),
+        ("https://fhir.example.org@evil.example/r4", False),
+        ("https://user:pw@fhir.example.org/r4", False),
+        ("http://fhir.example.org/r4", False),
+        ("https://fhir.example.org:8443/r4", False),
+        ("https://fhir.example.org/r4/../admin", False),
+        ("https://fhir.example.org/r4/%2e%2e/admin", False),
+        ("https://fhir.example.org/r4\\..\\admin", False),
+        ("https://evil.example/r4", False),
+    ],
+)
 def test_url_prefix_matching(url: str, allowed: bool) -> None:
     assert is_allowed(url, (PREFIX,)) is allowed
 
 
-@pytest.mark.parametrize(("url", "loopback_ok", "problem"), [
-    ("https://fhir.example.org/r4", False, None),
-    ("http://fhir.example.org/r4", True, "must use https"),
-    ("http://127.0.0.1:8080/fhir", False, "plain http"),
-    ("http://127.0.0.1:8080/fhir", True, None),
-    ("http://localhost/fhir", True, None),
-    ("http://[::1]:8080/fhir", True, None),
-    ("http://127.0.0.2/fhir", True, "must use https"),
-    ("ftp://fhir.example.org/r4", True, "must use https"),
-    ("file:///etc/passwd", True, "host"),
-    ("https://fhir.example.org/r4?x=1", False, "query"),
-    ("https://user@fhir.example.org/r4", False, "user info"),
-])
+@pytest.mark.parametrize(
+    ("url", "loopback_ok", "problem"),
+    [
+        ("https://fhir.example.org/r4", False, None),
+        ("http://fhir.example.org/r4", True, "must use https"),
+        ("http://127.0.0.1:8080/fhir", False, "plain http"),
+        ("http://127.0.0.1:8080/fhir", True, None),
+        ("http://localhost/fhir", True, None),
+        ("http://[::1]:8080/fhir", True, None),
+        ("http://127.0.0.2/fhir", True, "must use https"),
+        ("ftp://fhir.example.org/r4", True, "must use https"),
+        ("file:///etc/passwd", True, "host"),
+        ("https://fhir.example.org/r4?x=1", False, "query"),
+        ("https://user@fhir.example.org/r4", False, "user info"),
+    ],
+)
 def test_base_url_policy(url: str, loopback_ok: bool, problem: str | None) -> None:
     found = base_url_problem(url, loopback_ok)
     assert (found is None) if problem is None else (found is not None and problem in found), found

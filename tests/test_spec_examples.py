@@ -33,8 +33,9 @@ def example(name: str) -> Any:
     return json.loads((EXAMPLES / name).read_text())
 
 
-@pytest.mark.parametrize("name", ["spec-response-cards.json", "spec-response-empty.json",
-                                  "spec-response-system-actions.json"])
+@pytest.mark.parametrize(
+    "name", ["spec-response-cards.json", "spec-response-empty.json", "spec-response-system-actions.json"]
+)
 def test_spec_card_responses_fit_our_response_schema(name: str) -> None:
     assert CardsResponseSchema().validate(example(name)) == {}
 
@@ -55,8 +56,10 @@ def test_spec_discovery_examples_fit_our_discovery_schema(name: str) -> None:
     assert DiscoveryResponseSchema().validate(example(name)) == {}
 
 
-@pytest.mark.parametrize("name", ["spec-feedback-accepted.json", "spec-feedback-overridden.json",
-                                  "spec-feedback-overridden-with-reason.json"])
+@pytest.mark.parametrize(
+    "name",
+    ["spec-feedback-accepted.json", "spec-feedback-overridden.json", "spec-feedback-overridden-with-reason.json"],
+)
 def test_spec_feedback_examples_fit_our_feedback_schema(name: str) -> None:
     assert FeedbackRequestSchema().validate(example(name)) == {}
 
@@ -72,14 +75,23 @@ def test_a_card_without_selection_behavior_but_with_suggestions_is_refused_by_ou
     assert "selectionBehavior" in CardsResponseSchema().validate({"cards": [card]})["cards"][0]
 
 
-@pytest.mark.parametrize(("name", "service_id"), [("hook-patient-view-context-1.json", PATIENT_VIEW),
-                                                  ("hook-patient-view-context-2.json", PATIENT_VIEW),
-                                                  ("hook-encounter-start-context.json", ENCOUNTER_START)])
+@pytest.mark.parametrize(
+    ("name", "service_id"),
+    [
+        ("hook-patient-view-context-1.json", PATIENT_VIEW),
+        ("hook-patient-view-context-2.json", PATIENT_VIEW),
+        ("hook-encounter-start-context.json", ENCOUNTER_START),
+    ],
+)
 def test_hook_library_contexts_are_accepted(name: str, service_id: str, service: ServiceServer) -> None:
     context = example(name)["context"]
     hook = "encounter-start" if service_id == ENCOUNTER_START else "patient-view"
-    body = {"hook": hook, "hookInstance": str(uuid.uuid4()), "context": context,
-            "prefetch": {"patient": None, "observations": bundle([])}}
+    body = {
+        "hook": hook,
+        "hookInstance": str(uuid.uuid4()),
+        "context": context,
+        "prefetch": {"patient": None, "observations": bundle([])},
+    }
     response = requests.post(f"{service.base_url}/cds-services/{service_id}", json=body, timeout=5)
     assert response.status_code == 200, response.text
     assert response.json() == {"cards": []}
@@ -87,8 +99,11 @@ def test_hook_library_contexts_are_accepted(name: str, service_id: str, service:
 
 def test_spec_prefetch_example_with_snipped_placeholders_is_handled(client: FlaskClient) -> None:
     prefetch = example("spec-request-prefetch-data.json")["prefetch"]
-    body = {"hook": "patient-view", "hookInstance": str(uuid.uuid4()),
-            "context": {"userId": "Practitioner/example", "patientId": "1288992"},
-            "prefetch": {"patient": None, "observations": prefetch["hemoglobin-a1c"]}}
+    body = {
+        "hook": "patient-view",
+        "hookInstance": str(uuid.uuid4()),
+        "context": {"userId": "Practitioner/example", "patientId": "1288992"},
+        "prefetch": {"patient": None, "observations": prefetch["hemoglobin-a1c"]},
+    }
     response = client.post(f"/cds-services/{PATIENT_VIEW}", json=body)
     assert response.status_code == 200 and response.get_json() == {"cards": []}

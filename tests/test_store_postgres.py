@@ -33,13 +33,27 @@ def store() -> Iterator[Store]:
 
 
 def test_cards_and_feedback_are_joined_on_postgresql(store: Store) -> None:
-    card = IssuedCardRow(str(uuid.uuid4()), "svc", str(uuid.uuid4()), "critical", "emergency",
-                         ["stroke-sign-facial-droop"], ["facial-droop"], datetime.now(UTC))
+    card = IssuedCardRow(
+        str(uuid.uuid4()),
+        "svc",
+        str(uuid.uuid4()),
+        "critical",
+        "emergency",
+        ["stroke-sign-facial-droop"],
+        ["facial-droop"],
+        datetime.now(UTC),
+    )
     store.record_cards("pat-1", [card])
     issued = store.issued_card(card.uuid)
     assert issued is not None and issued.findings == ["facial-droop"] and issued.patient_hash != "pat-1"
-    feedback = [{"card": card.uuid, "outcome": "overridden", "outcomeTimestamp": datetime.now(UTC),
-                 "overrideReason": {"reason": {"system": "urn:x", "code": "cds-not-applicable"}}}]
+    feedback = [
+        {
+            "card": card.uuid,
+            "outcome": "overridden",
+            "outcomeTimestamp": datetime.now(UTC),
+            "overrideReason": {"reason": {"system": "urn:x", "code": "cds-not-applicable"}},
+        }
+    ]
     assert store.record_feedback("svc", feedback) == 1
     assert [f.known_card for f in store.feedback_for(card.uuid)] == [card.uuid]
 
@@ -54,15 +68,16 @@ def test_a_token_id_is_claimed_once_even_under_concurrency(store: Store) -> None
 
 def test_card_rows_are_written_after_the_database_drops_every_connection(store: Store) -> None:
     """A PostgreSQL restart or failover must not cost a hook call: pooled connections are pinged on checkout."""
+
     def issue() -> str:
-        card = IssuedCardRow(str(uuid.uuid4()), "svc", str(uuid.uuid4()), "info", "contact", [], [],
-                             datetime.now(UTC))
+        card = IssuedCardRow(str(uuid.uuid4()), "svc", str(uuid.uuid4()), "info", "contact", [], [], datetime.now(UTC))
         store.record_cards("pat-1", [card])
         return card.uuid
 
     issue()  # the pool holds an open connection now
     with psycopg.connect(ADMIN, autocommit=True) as admin:
-        killed = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                               (store.engine.url.database,)).fetchall()
+        killed = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (store.engine.url.database,)
+        ).fetchall()
     assert killed and all(ok for (ok,) in killed)
     assert store.issued_card(issue()) is not None

@@ -123,13 +123,16 @@ def template_fields(template: CardTemplate, knowledge: Knowledge, base_url: str)
         "links": [{"label": template.link_label, "url": f"{guide_url}#{template.link_section}", "type": "absolute"}],
     }
     if template.override_reasons:
-        fields["overrideReasons"] = [{"system": knowledge.override_reason_system, "code": code, "display": display}
-                                     for code, display in template.override_reasons]
+        fields["overrideReasons"] = [
+            {"system": knowledge.override_reason_system, "code": code, "display": display}
+            for code, display in template.override_reasons
+        ]
     return fields
 
 
-def render_card(decision: Decision, knowledge: Knowledge, base_url: str, patient_id: str,
-                now: datetime) -> dict[str, Any]:
+def render_card(
+    decision: Decision, knowledge: Knowledge, base_url: str, patient_id: str, now: datetime
+) -> dict[str, Any]:
     template: CardTemplate = knowledge.cards[decision.card]
     window = describe_window(decision.tier.window)
     shown = decision.fired or [_as_fired(e) for e in decision.earlier]
@@ -166,8 +169,11 @@ def render_card(decision: Decision, knowledge: Knowledge, base_url: str, patient
 
 def _rule_reason(rule: Rule, wording: CardWording) -> str:
     provenance = rule.provenance
-    origin = (wording.why_beyond_guide.format(source=provenance["source"]) if provenance.get("beyond_guide")
-              else wording.why_guide_section.format(section=provenance["guide_section"]))
+    origin = (
+        wording.why_beyond_guide.format(source=provenance["source"])
+        if provenance.get("beyond_guide")
+        else wording.why_guide_section.format(section=provenance["guide_section"])
+    )
     return wording.why_rule.format(rule=rule.id, origin=origin)
 
 
@@ -180,20 +186,23 @@ def _suggestion(suggestion: Suggestion, patient_id: str) -> dict[str, Any]:
     return {
         "label": suggestion.label,
         "uuid": str(uuid.uuid4()),
-        "actions": [{
-            "type": "create",
-            "description": suggestion.description,
-            "resource": {
-                "resourceType": "ServiceRequest",
-                "status": "draft",
-                "intent": "proposal",
-                "subject": {"reference": f"Patient/{patient_id}"},
-                "code": {"coding": [{"system": code.system, "code": code.code, "display": code.display}]},
-            },
-        }],
+        "actions": [
+            {
+                "type": "create",
+                "description": suggestion.description,
+                "resource": {
+                    "resourceType": "ServiceRequest",
+                    "status": "draft",
+                    "intent": "proposal",
+                    "subject": {"reference": f"Patient/{patient_id}"},
+                    "code": {"coding": [{"system": code.system, "code": code.code, "display": code.display}]},
+                },
+            }
+        ],
     }
 
 
-def render_cards(decisions: list[Decision], knowledge: Knowledge, base_url: str, patient_id: str,
-                 now: datetime) -> list[dict[str, Any]]:
+def render_cards(
+    decisions: list[Decision], knowledge: Knowledge, base_url: str, patient_id: str, now: datetime
+) -> list[dict[str, Any]]:
     return [render_card(d, knowledge, base_url, patient_id, now) for d in decisions]

@@ -9,6 +9,7 @@ GAD-7, pain at a body site); FAST and other panels whose items come as component
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -82,8 +83,9 @@ def _qualifiers(fact: ObservationFact, knowledge: Knowledge) -> frozenset[str]:
     return frozenset(found)
 
 
-def _presence(value: Value, interpretation: frozenset[str],
-              knowledge: Knowledge) -> tuple[bool | None, Statement, set[str]]:
+def _presence(
+    value: Value, interpretation: frozenset[str], knowledge: Knowledge
+) -> tuple[bool | None, Statement, set[str]]:
     """Presence asserted by a finding-coded Observation's value: (present?, what it says, extra qualifiers)."""
     recognition = knowledge.recognition
     said = Statement("value", value)
@@ -131,16 +133,33 @@ def _site_group(sites: Iterable[Key], knowledge: Knowledge) -> str | None:
     return None
 
 
-def _evidence(ctx: _Context, finding: str, present: bool, said: Statement,
-              extra: Iterable[str] = (), score: tuple[str, str, float] | None = None) -> Evidence:
+def _evidence(
+    ctx: _Context,
+    finding: str,
+    present: bool,
+    said: Statement,
+    extra: Iterable[str] = (),
+    score: tuple[str, str, float] | None = None,
+) -> Evidence:
     fact = ctx.fact
     qualifiers = ctx.qualifiers | frozenset(extra)
-    return Evidence(finding, present, fact.when, fact.issued, fact.reference, said, qualifiers, ctx.flags, score,
-                    severity_recorded=ctx.severity_recorded or score is not None or "severe" in qualifiers)
+    return Evidence(
+        finding,
+        present,
+        fact.when,
+        fact.issued,
+        fact.reference,
+        said,
+        qualifiers,
+        ctx.flags,
+        score,
+        severity_recorded=ctx.severity_recorded or score is not None or "severe" in qualifiers,
+    )
 
 
-def _from_item(ctx: _Context, code: Concept, value: Value, interpretation: frozenset[str],
-               data_absent: bool, knowledge: Knowledge) -> list[Evidence]:
+def _from_item(
+    ctx: _Context, code: Concept, value: Value, interpretation: frozenset[str], data_absent: bool, knowledge: Knowledge
+) -> list[Evidence]:
     """Evidence from one coded item: the Observation itself or one of its components."""
     if data_absent:
         return []
@@ -159,9 +178,16 @@ def _from_item(ctx: _Context, code: Concept, value: Value, interpretation: froze
         if item.body_sites and site not in item.body_sites:
             return []
         extra = {"severe"} if item.severe_when and item.severe_when.holds(value.number) else set()
-        return [_evidence(ctx, item.finding, item.present_when.holds(value.number),
-                          Statement("score", value, item=item.code.display), extra,
-                          (item.id, site or "", value.number))]
+        return [
+            _evidence(
+                ctx,
+                item.finding,
+                item.present_when.holds(value.number),
+                Statement("score", value, item=item.code.display),
+                extra,
+                (item.id, site or "", value.number),
+            )
+        ]
     if finding := _finding_for(code, knowledge):
         stated, said, extra = _presence(value, interpretation, knowledge)
         if stated is None:
@@ -173,15 +199,19 @@ def _from_item(ctx: _Context, code: Concept, value: Value, interpretation: froze
 def evidence_from(fact: ObservationFact, knowledge: Knowledge) -> list[Evidence]:
     """Everything one Observation says about the guide's findings."""
     qualifier_components = knowledge.recognition.qualifier_components
-    severity_recorded = any(qualifier_components.get(key, ("",))[0] == "severe"
-                            for component in fact.components for key in component.code.keys)
+    severity_recorded = any(
+        qualifier_components.get(key, ("",))[0] == "severe"
+        for component in fact.components
+        for key in component.code.keys
+    )
     ctx = _Context(fact, _qualifiers(fact, knowledge), _flags(fact, knowledge), severity_recorded)
     found = _from_item(ctx, fact.code, fact.value, fact.interpretation, fact.data_absent, knowledge)
     is_fast = knowledge.fast_panel is not None and knowledge.fast_panel in fact.code.keys
     for component in fact.components:
         if is_fast:
-            finding = next((knowledge.fast_components[k] for k in component.code.keys
-                            if k in knowledge.fast_components), None)
+            finding = next(
+                (knowledge.fast_components[k] for k in component.code.keys if k in knowledge.fast_components), None
+            )
             if finding and not component.data_absent:
                 present, said, _ = _presence(component.value, frozenset(), knowledge)
                 if present is not None:
@@ -200,12 +230,13 @@ def mark_rising_scores(evidence: list[Evidence]) -> list[Evidence]:
     result = list(evidence)
     for indices in series.values():
         indices.sort(key=lambda i: (evidence[i].when, evidence[i].issued or evidence[i].when))
-        for previous, current in zip(indices, indices[1:], strict=False):
+        for previous, current in itertools.pairwise(indices):
             rose_from = evidence[previous].score[2]  # type: ignore[index]
             if evidence[current].score[2] > rose_from:  # type: ignore[index]
                 said = dataclasses.replace(result[current].statement, previous=rose_from)
                 result[current] = dataclasses.replace(
-                    result[current], qualifiers=result[current].qualifiers | {"worsening"}, statement=said)
+                    result[current], qualifiers=result[current].qualifiers | {"worsening"}, statement=said
+                )
     return result
 
 

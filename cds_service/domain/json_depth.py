@@ -18,7 +18,7 @@ _OBJECTS_AS_ARRAYS = bytes.maketrans(b"{}", b"[]")
 def nesting_depth(raw: bytes, limit: int = MAX_DEPTH) -> int:
     """How many levels of objects/arrays the valid JSON `raw` nests (counting stops at limit + 1), at C speed.
 
-    A recursive walk would meet the very recursion limit it guards against (and costs ~15x more). Escaped
+    A recursive walk would meet the very recursion limit it guards against (and costs far more). Escaped
     backslashes and quotes are dropped (left to right, as JSON reads them), then every byte but brackets and quotes.
     Strings without brackets are then `""` and go in one pass (removing adjacent quotes keeps the parity of the
     others); what still remains between two quotes was inside a string. Objects count as arrays (valid JSON closes

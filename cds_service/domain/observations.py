@@ -162,7 +162,8 @@ def to_fact(raw: dict[str, Any], reference: str, *, validate: bool = True) -> Ob
     sites = concept(raw.get("bodySite")).keys
     components = tuple(
         Component(concept(_dict(c).get("code")), _value(_dict(c)), "dataAbsentReason" in _dict(c))
-        for c in _list(raw.get("component")))
+        for c in _list(raw.get("component"))
+    )
     return ObservationFact(
         reference=reference,
         status=_str(raw.get("status")) or "unknown",
@@ -176,7 +177,8 @@ def to_fact(raw: dict[str, Any], reference: str, *, validate: bool = True) -> Ob
         components=components,
         validation_error=_validation_problem(raw) if validate else None,
         validated=validate,
-        source=raw)
+        source=raw,
+    )
 
 
 def validated(fact: ObservationFact) -> ObservationFact:
@@ -186,8 +188,9 @@ def validated(fact: ObservationFact) -> ObservationFact:
     return dataclasses.replace(fact, validation_error=_validation_problem(fact.source), validated=True)
 
 
-def select_observations(resources: Iterable[Any], patient_id: str, knowledge: Knowledge, *, prefilter: bool = True,
-                        validate: bool = True) -> tuple[list[ObservationFact], SelectionStats]:
+def select_observations(
+    resources: Iterable[Any], patient_id: str, knowledge: Knowledge, *, prefilter: bool = True, validate: bool = True
+) -> tuple[list[ObservationFact], SelectionStats]:
     """This patient's Observations that are results (not ignored statuses) and can matter, as facts.
 
     validate=False leaves fhir.resources validation to validated(), for the facts that turn out to matter.

@@ -26,8 +26,15 @@ def shown_references(decisions: list[Decision]) -> set[str]:
     return {item.reference for decision in decisions for item in shown_findings(decision)}
 
 
-def evaluate(resources: Iterable[Any], patient_id: str, knowledge: Knowledge, now: datetime, base_url: str,
-             *, prefilter: bool = True) -> Evaluation:
+def evaluate(
+    resources: Iterable[Any],
+    patient_id: str,
+    knowledge: Knowledge,
+    now: datetime,
+    base_url: str,
+    *,
+    prefilter: bool = True,
+) -> Evaluation:
     """Cards for this patient's Observations at `now`.
 
     prefilter=True (the service): Observations that cannot match any finding are skipped before any work, and the
@@ -42,8 +49,9 @@ def evaluate(resources: Iterable[Any], patient_id: str, knowledge: Knowledge, no
     return Evaluation(render_cards(decisions, knowledge, base_url, patient_id, now), decisions, stats)
 
 
-def _validate_shown(facts: list[ObservationFact], decisions: list[Decision], knowledge: Knowledge, now: datetime,
-                    stats: SelectionStats) -> tuple[list[ObservationFact], list[Decision]]:
+def _validate_shown(
+    facts: list[ObservationFact], decisions: list[Decision], knowledge: Knowledge, now: datetime, stats: SelectionStats
+) -> tuple[list[ObservationFact], list[Decision]]:
     """Validate the facts the cards show; when one did not validate, triage again so its line carries the flag."""
     shown = shown_references(decisions)
     if not shown:

@@ -20,7 +20,7 @@ _text_caches: dict[tuple[str, int], dict[str, bool]] = {}
 
 class TextMatcher:
     """pattern.search(text) is not None, remembered per worker: code displays repeat across charts (a few hundred
-    distinct LOINC/SNOMED displays make up most charts) and the combined text pattern costs ~50 us per search.
+    distinct LOINC/SNOMED displays make up most charts) and a search of the combined text pattern is costly.
 
     The cache is keyed by the pattern's source and flags (a compiled pattern's hash walks its whole program).
     """
@@ -45,7 +45,7 @@ class TextMatcher:
 def _concept_is_relevant(raw: Any, relevant: frozenset[Key], texts: TextMatcher | None) -> bool:
     """Could findings.py recognise this CodeableConcept, by a coding or by its text or a display?
 
-    Written out as plain loops: it runs for every Observation received (~1 us each).
+    Written out as plain loops: it runs for every Observation received.
     """
     if not isinstance(raw, dict):
         return False

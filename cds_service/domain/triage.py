@@ -76,47 +76,69 @@ def _severity_unknown(rule: Rule, item: Evidence, knowledge: Knowledge) -> bool:
     return _qualifies(relaxed, item, knowledge)
 
 
+FIRE = "fire"
+
+
+def _verdict(rule: Rule, item: Evidence, tier: Tier, knowledge: Knowledge, now: datetime) -> str | None:
+    """FIRE, a re-check flag ("earlier", "severity-not-recorded"), or None when the rule does not apply."""
+    is_emergency = tier.id == knowledge.emergency.tier
+    recent = now - (item.when or now) <= tier.window
+    if not _qualifies(rule, item, knowledge):
+        unknown = is_emergency and recent and _severity_unknown(rule, item, knowledge)
+        return "severity-not-recorded" if unknown else None
+    if recent or (is_emergency and item.qualifiers & knowledge.emergency.acute_qualifiers):
+        return FIRE
+    return "earlier" if is_emergency else None
+
+
+def _fire(
+    tier: Tier,
+    latest: dict[str, Evidence],
+    used: set[str],
+    earlier: dict[str, Evidence],
+    knowledge: Knowledge,
+    now: datetime,
+) -> dict[str, list[Rule]]:
+    """The findings this tier's rules fire, with the rules; emergency signs to re-check go into `earlier`."""
+    fired: dict[str, list[Rule]] = {}
+    for rule in (r for r in knowledge.rules if r.tier == tier.id):
+        for finding in rule.findings:
+            item = latest.get(finding)
+            if item is None or not item.present or finding in used:
+                continue
+            verdict = _verdict(rule, item, tier, knowledge, now)
+            if verdict == FIRE:
+                fired.setdefault(finding, []).append(rule)
+            elif verdict:
+                earlier.setdefault(finding, _flagged(item, verdict))
+    return fired
+
+
 def triage(evidence: list[Evidence], knowledge: Knowledge, now: datetime) -> list[Decision]:
     """Decisions ordered as the tiers are (highest first); at most one per tier, plus earlier emergency signs."""
     latest = latest_per_finding(evidence, now)
-    emergency_tier = knowledge.emergency.tier
     decisions: dict[str, Decision] = {}
     earlier: dict[str, Evidence] = {}
     used: set[str] = set()  # a finding is shown once, on the highest tier it fires
-
     for tier in knowledge.tiers:
-        fired: dict[str, list[Rule]] = {}
-        for rule in (r for r in knowledge.rules if r.tier == tier.id):
-            for finding in rule.findings:
-                item = latest.get(finding)
-                if item is None or not item.present or finding in used:
-                    continue
-                recent = now - (item.when or now) <= tier.window
-                if not _qualifies(rule, item, knowledge):
-                    if tier.id == emergency_tier and recent and _severity_unknown(rule, item, knowledge):
-                        earlier.setdefault(finding, _flagged(item, "severity-not-recorded"))
-                    continue
-                if recent or (tier.id == emergency_tier and item.qualifiers & knowledge.emergency.acute_qualifiers):
-                    fired.setdefault(finding, []).append(rule)
-                elif tier.id == emergency_tier:
-                    earlier.setdefault(finding, _flagged(item, "earlier"))
-        if fired:
+        if fired := _fire(tier, latest, used, earlier, knowledge, now):
             used.update(fired)
-            decisions[tier.id] = Decision(tier, tier.card, tier.indicator,
-                                          [FiredFinding(latest[f], tuple(rules)) for f, rules in fired.items()])
-
+            decisions[tier.id] = Decision(
+                tier, tier.card, tier.indicator, [FiredFinding(latest[f], tuple(rules)) for f, rules in fired.items()]
+            )
     for tier_id, decision in list(decisions.items()):
         if any(other in decisions for other in decision.tier.suppressed_by):
             del decisions[tier_id]
-
-    earlier_items = [item for finding, item in earlier.items() if finding not in used]
     ordered = [decisions[t.id] for t in knowledge.tiers if t.id in decisions]
-    if earlier_items:
-        emergency = decisions.get(emergency_tier)
-        if emergency is not None:
+    if earlier_items := [item for finding, item in earlier.items() if finding not in used]:
+        emergency_tier = knowledge.emergency.tier
+        if (emergency := decisions.get(emergency_tier)) is not None:
             emergency.earlier = earlier_items
         else:
             recheck = knowledge.emergency.recheck_card
-            ordered.append(Decision(knowledge.tier(emergency_tier), recheck, knowledge.cards[recheck].indicator,
-                                    earlier=earlier_items))
+            ordered.append(
+                Decision(
+                    knowledge.tier(emergency_tier), recheck, knowledge.cards[recheck].indicator, earlier=earlier_items
+                )
+            )
     return ordered

@@ -76,8 +76,9 @@ class FhirClient:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         try:
-            with self._session().get(url, headers=headers, timeout=(remaining, remaining), stream=True,
-                                     allow_redirects=False) as response:
+            with self._session().get(
+                url, headers=headers, timeout=(remaining, remaining), stream=True, allow_redirects=False
+            ) as response:
                 if response.status_code != 200:
                     raise FhirUnavailable(f"FHIR server answered HTTP {response.status_code}")
                 body = self._read_body(response.raw, deadline)

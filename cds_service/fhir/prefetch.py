@@ -59,8 +59,12 @@ def render_template(template: str, context: dict[str, Any]) -> str:
 
 
 def _precondition_failed(key: str, reason: str) -> ClientError:
-    return ClientError(412, f"prefetch '{key}' was not provided and could not be fetched: {reason}",
-                       where=f"prefetch.{key}", code="processing")
+    return ClientError(
+        412,
+        f"prefetch '{key}' was not provided and could not be fetched: {reason}",
+        where=f"prefetch.{key}",
+        code="processing",
+    )
 
 
 def bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
@@ -70,8 +74,9 @@ def bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
     for entry in entries if isinstance(entries, list) else ():
         if isinstance(entry, dict):
             resource, search = entry.get("resource"), entry.get("search")
-            if isinstance(resource, dict) and (not isinstance(search, dict)
-                                               or search.get("mode") in (None, "match", "include")):
+            if isinstance(resource, dict) and (
+                not isinstance(search, dict) or search.get("mode") in (None, "match", "include")
+            ):
                 resources.append(resource)
     return resources
 
@@ -94,8 +99,9 @@ def fhir_access(hook_request: dict[str, Any], caller: Caller, max_pages: int) ->
 
 def _check_patient(data: PatientData, patient_id: str) -> None:
     if data.patient is not None and data.patient.get("id") != patient_id:
-        raise ClientError(400, "prefetch.patient is not the patient named in context.patientId",
-                          where="prefetch.patient")
+        raise ClientError(
+            400, "prefetch.patient is not the patient named in context.patientId", where="prefetch.patient"
+        )
 
 
 class PrefetchResolver:
@@ -111,8 +117,9 @@ class PrefetchResolver:
         _check_patient(data, context["patientId"])
         return data
 
-    def _resolve(self, service: ServiceDefinition, context: dict[str, Any], prefetch: dict[str, Any],
-                 access: FhirAccess) -> PatientData:
+    def _resolve(
+        self, service: ServiceDefinition, context: dict[str, Any], prefetch: dict[str, Any], access: FhirAccess
+    ) -> PatientData:
         deadline = time.monotonic() + self.client.limits.timeout
         data = PatientData()
         for key, template in service.prefetch.items():
@@ -125,8 +132,9 @@ class PrefetchResolver:
                 value = self._fetch(key, render_template(template, context), access, deadline, data)
                 data.fetched.append(key)
             if not isinstance(value, dict):
-                raise ClientError(400, f"prefetch '{key}' must be a FHIR resource, a Bundle or null",
-                                  where=f"prefetch.{key}")
+                raise ClientError(
+                    400, f"prefetch '{key}' must be a FHIR resource, a Bundle or null", where=f"prefetch.{key}"
+                )
             self._take(key, value, data, access, deadline)
         return data
 
@@ -137,8 +145,9 @@ class PrefetchResolver:
         finally:
             data.fhir_ms += (time.perf_counter() - started) * 1000
 
-    def _fetch(self, key: str, relative_url: str, access: FhirAccess, deadline: float,
-               data: PatientData) -> dict[str, Any]:
+    def _fetch(
+        self, key: str, relative_url: str, access: FhirAccess, deadline: float, data: PatientData
+    ) -> dict[str, Any]:
         if not access.server:
             raise _precondition_failed(key, "no fhirServer in the request")
         if not is_allowed(access.server, access.allowed_prefixes):
@@ -168,8 +177,9 @@ class PrefetchResolver:
             elif kind == "Observation":
                 data.observations.append(resource)
 
-    def _follow_pages(self, key: str, bundle: dict[str, Any], access: FhirAccess, deadline: float,
-                      data: PatientData) -> list[dict[str, Any]]:
+    def _follow_pages(
+        self, key: str, bundle: dict[str, Any], access: FhirAccess, deadline: float, data: PatientData
+    ) -> list[dict[str, Any]]:
         resources: list[dict[str, Any]] = []
         url = _next_link(bundle)
         first_origin = origin(access.server) if access.server else None

@@ -22,51 +22,130 @@ def _outcome(description: str) -> dict[str, Any]:
 
 
 def build_spec() -> APISpec:
-    spec = APISpec(title="Weakness triage CDS Hooks service", version=__version__, openapi_version="3.0.3",
-                   plugins=[MarshmallowPlugin()],
-                   info={"description": "CDS Hooks 2.0.1 service for the Weakness care guide."})
+    spec = APISpec(
+        title="Weakness triage CDS Hooks service",
+        version=__version__,
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={"description": "CDS Hooks 2.0.1 service for the Weakness care guide."},
+    )
     spec.components.security_scheme("ehrJwt", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
-    for name, schema in [("HookRequest", schemas.HookRequestSchema), ("CardsResponse", schemas.CardsResponseSchema),
-                         ("DiscoveryResponse", schemas.DiscoveryResponseSchema),
-                         ("FeedbackRequest", schemas.FeedbackRequestSchema),
-                         ("PatientViewContext", schemas.PatientViewContextSchema),
-                         ("EncounterStartContext", schemas.EncounterStartContextSchema),
-                         ("OperationOutcome", schemas.OperationOutcomeSchema)]:
+    for name, schema in [
+        ("HookRequest", schemas.HookRequestSchema),
+        ("CardsResponse", schemas.CardsResponseSchema),
+        ("DiscoveryResponse", schemas.DiscoveryResponseSchema),
+        ("FeedbackRequest", schemas.FeedbackRequestSchema),
+        ("PatientViewContext", schemas.PatientViewContextSchema),
+        ("EncounterStartContext", schemas.EncounterStartContextSchema),
+        ("OperationOutcome", schemas.OperationOutcomeSchema),
+    ]:
         spec.components.schema(name, schema=schema)
-    unauthorized = _outcome("No or invalid JWT")
-    service_id = {"name": "service_id", "in": "path", "required": True,
-                  "schema": {"type": "string", "enum": [service.id for service in SERVICES]}}
-    spec.path("/cds-services", operations={"get": {
-        "summary": "Discovery", "security": [{"ehrJwt": []}],
-        "responses": {"200": _json("DiscoveryResponse", "The services offered"), "401": unauthorized}}})
-    spec.path("/cds-services/{service_id}", parameters=[service_id], operations={"post": {
-        "summary": "Call a CDS service", "security": [{"ehrJwt": []}],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": "HookRequest"}}},
-        "responses": {
-            "200": _json("CardsResponse", "Cards (possibly none)"),
-            "400": _outcome("The request is malformed; the issue names the field"),
-            "401": unauthorized, "403": _outcome("The issuer may not send this fhirServer"),
-            "404": _outcome("No such service"), "413": _outcome("Body too large"),
-            "415": _outcome("Not JSON"),
-            "412": _outcome("Required FHIR data was neither prefetched nor obtainable from fhirServer")}}})
-    spec.path("/cds-services/{service_id}/feedback", parameters=[service_id], operations={"post": {
-        "summary": "Feedback on cards", "security": [{"ehrJwt": []}],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": "FeedbackRequest"}}},
-        "responses": {"200": {"description": "Stored"}, "400": _outcome("Invalid feedback"), "401": unauthorized,
-                      "404": _outcome("No such service")}}})
-    spec.path("/guides/{guide_id}", parameters=[{"name": "guide_id", "in": "path", "required": True,
-                                                 "schema": {"type": "string", "enum": ["weakness"]}}],
-              operations={"get": {"summary": "The care guide page the cards link to", "responses": {
-                  "200": {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}},
-                  "404": _outcome("No such guide")}}})
-    for path, summary in [("/healthz", "Liveness"), ("/readyz", "Readiness (content loaded, database reachable)")]:
-        spec.path(path, operations={"get": {"summary": summary, "responses": {
-            "200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}},
-            "503": {"description": "Not ready"}}}})
-    spec.path("/openapi.yaml", operations={"get": {"summary": "This document", "responses": {
-        "200": {"description": "OpenAPI 3 document",
-                "content": {"application/yaml": {"schema": {"type": "string"}}}}}}})
+    _cds_hooks_paths(spec)
+    _page_and_ops_paths(spec)
     return spec
+
+
+def _cds_hooks_paths(spec: APISpec) -> None:
+    unauthorized = _outcome("No or invalid JWT")
+    service_id = {
+        "name": "service_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "enum": [service.id for service in SERVICES]},
+    }
+    spec.path(
+        "/cds-services",
+        operations={
+            "get": {
+                "summary": "Discovery",
+                "security": [{"ehrJwt": []}],
+                "responses": {"200": _json("DiscoveryResponse", "The services offered"), "401": unauthorized},
+            }
+        },
+    )
+    spec.path(
+        "/cds-services/{service_id}",
+        parameters=[service_id],
+        operations={
+            "post": {
+                "summary": "Call a CDS service",
+                "security": [{"ehrJwt": []}],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": "HookRequest"}}},
+                "responses": {
+                    "200": _json("CardsResponse", "Cards (possibly none)"),
+                    "400": _outcome("The request is malformed; the issue names the field"),
+                    "401": unauthorized,
+                    "403": _outcome("The issuer may not send this fhirServer"),
+                    "404": _outcome("No such service"),
+                    "413": _outcome("Body too large"),
+                    "415": _outcome("Not JSON"),
+                    "412": _outcome("Required FHIR data was neither prefetched nor obtainable from fhirServer"),
+                },
+            }
+        },
+    )
+    spec.path(
+        "/cds-services/{service_id}/feedback",
+        parameters=[service_id],
+        operations={
+            "post": {
+                "summary": "Feedback on cards",
+                "security": [{"ehrJwt": []}],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": "FeedbackRequest"}}},
+                "responses": {
+                    "200": {"description": "Stored"},
+                    "400": _outcome("Invalid feedback"),
+                    "401": unauthorized,
+                    "404": _outcome("No such service"),
+                },
+            }
+        },
+    )
+
+
+def _page_and_ops_paths(spec: APISpec) -> None:
+    spec.path(
+        "/guides/{guide_id}",
+        parameters=[
+            {"name": "guide_id", "in": "path", "required": True, "schema": {"type": "string", "enum": ["weakness"]}}
+        ],
+        operations={
+            "get": {
+                "summary": "The care guide page the cards link to",
+                "responses": {
+                    "200": {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}},
+                    "404": _outcome("No such guide"),
+                },
+            }
+        },
+    )
+    for path, summary in [("/healthz", "Liveness"), ("/readyz", "Readiness (content loaded, database reachable)")]:
+        spec.path(
+            path,
+            operations={
+                "get": {
+                    "summary": summary,
+                    "responses": {
+                        "200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}},
+                        "503": {"description": "Not ready"},
+                    },
+                }
+            },
+        )
+    spec.path(
+        "/openapi.yaml",
+        operations={
+            "get": {
+                "summary": "This document",
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3 document",
+                        "content": {"application/yaml": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+    )
 
 
 def openapi_yaml() -> str:

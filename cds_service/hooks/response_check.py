@@ -4,7 +4,7 @@ A card's template fields (cards.TEMPLATE_FIELDS: indicator, source, links, overr
 template, the guide and the public URL. They are checked against the schema once, when the worker starts (a
 template that breaks the spec stops the start), and on each call a card's template fields must equal one of the
 sets checked. The fields filled per call (uuid, summary, detail, extension, suggestions) are checked against the
-schema on every call. Checking the whole card on every call cost ~10% of a W1 hook call under load.
+schema on every call (the whole card on every call was measurably slower: docs/performance.md).
 """
 
 from __future__ import annotations
@@ -32,15 +32,17 @@ class ResponseCheck:
             fields = template_fields(template, knowledge, base_url)
             errors, empties = template_schema.validate(fields), empty_values(fields)
             if errors or empties:
-                raise InvalidTemplate(f"card template '{template.id}' breaks the CDS Hooks card schema: "
-                                      f"{errors or ''}{' empty: ' + ', '.join(empties) if empties else ''}")
+                raise InvalidTemplate(
+                    f"card template '{template.id}' breaks the CDS Hooks card schema: "
+                    f"{errors or ''}{' empty: ' + ', '.join(empties) if empties else ''}"
+                )
             self._checked.append(fields)
 
     def problems(self, body: dict[str, Any]) -> list[str]:
         """What is wrong with a cards response (empty when it may be sent)."""
         cards = body.get("cards")
         if set(body) != {"cards"} or not isinstance(cards, list):
-            return ["a response is exactly {\"cards\": [...]}"]
+            return ['a response is exactly {"cards": [...]}']
         found: list[str] = []
         for index, card in enumerate(cards):
             if not isinstance(card, dict):

@@ -11,8 +11,9 @@ from cds_service.validation import Strict, Tolerant
 
 FHIR_ID = validate.Regexp(r"^[A-Za-z0-9\-.]{1,64}$", error="must be a FHIR id ([A-Za-z0-9-.], 1 to 64 characters)")
 # Hook library invariant ord-1: "ResourceType/id".
-TYPED_REFERENCE = validate.Regexp(r"^[A-Za-z]+/[A-Za-z0-9\-.]{1,64}$",
-                                  error="must be a reference like Practitioner/123")
+TYPED_REFERENCE = validate.Regexp(
+    r"^[A-Za-z]+/[A-Za-z0-9\-.]{1,64}$", error="must be a reference like Practitioner/123"
+)
 HTTP_URL = fields.Url(schemes={"http", "https"}, require_tld=False)
 
 
@@ -24,6 +25,7 @@ def _uuid(value: str) -> None:
 
 
 # ---- hook request -------------------------------------------------------------------------------------------
+
 
 class FhirAuthorizationSchema(Tolerant):
     access_token = fields.String(required=True, validate=validate.Length(min=1))
@@ -46,7 +48,7 @@ class EncounterStartContextSchema(Tolerant):
     encounterId = fields.String(required=True, validate=FHIR_ID)
 
 
-CONTEXT_SCHEMAS: dict[str, Schema] = {  # instances: a schema object is reusable and costs ~20 us to build
+CONTEXT_SCHEMAS: dict[str, Schema] = {  # built once: a schema object is reusable
     "patient-view": PatientViewContextSchema(),
     "encounter-start": EncounterStartContextSchema(),
 }
@@ -57,10 +59,16 @@ class HookRequestSchema(Tolerant):
     hookInstance = fields.String(required=True, validate=_uuid)
     fhirServer = HTTP_URL
     fhirAuthorization = fields.Nested(FhirAuthorizationSchema)
-    context = fields.Dict(required=True, keys=fields.String(),
-                          metadata={"description": "Hook-specific context (patient-view, encounter-start)"})
-    prefetch = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True),
-                           metadata={"description": "Prefetch key -> FHIR resource/Bundle, null, or OperationOutcome"})
+    context = fields.Dict(
+        required=True,
+        keys=fields.String(),
+        metadata={"description": "Hook-specific context (patient-view, encounter-start)"},
+    )
+    prefetch = fields.Dict(
+        keys=fields.String(),
+        values=fields.Raw(allow_none=True),
+        metadata={"description": "Prefetch key -> FHIR resource/Bundle, null, or OperationOutcome"},
+    )
     extension = fields.Dict(keys=fields.String())
 
     @validates_schema
@@ -78,6 +86,7 @@ class HookRequestSchema(Tolerant):
 
 
 # ---- response ------------------------------------------------------------------------------------------------
+
 
 class CodingSchema(Strict):
     system = fields.String(required=True)
@@ -154,6 +163,7 @@ class CardsResponseSchema(Strict):
 
 # ---- discovery -----------------------------------------------------------------------------------------------
 
+
 class ServiceSchema(Strict):
     hook = fields.String(required=True)
     title = fields.String()
@@ -168,6 +178,7 @@ class DiscoveryResponseSchema(Strict):
 
 
 # ---- feedback ------------------------------------------------------------------------------------------------
+
 
 class AcceptedSuggestionSchema(Tolerant):
     id = fields.String(required=True, validate=validate.Length(min=1))
@@ -193,8 +204,7 @@ class FeedbackItemSchema(Tolerant):
             if "overrideReason" in data:
                 raise ValidationError("overrideReason is only allowed when outcome is overridden", "overrideReason")
         if data.get("outcome") == "overridden" and "acceptedSuggestions" in data:
-            raise ValidationError("acceptedSuggestions is only allowed when outcome is accepted",
-                                  "acceptedSuggestions")
+            raise ValidationError("acceptedSuggestions is only allowed when outcome is accepted", "acceptedSuggestions")
 
 
 class FeedbackRequestSchema(Tolerant):
@@ -202,6 +212,7 @@ class FeedbackRequestSchema(Tolerant):
 
 
 # ---- errors --------------------------------------------------------------------------------------------------
+
 
 class OperationOutcomeIssueSchema(Strict):
     severity = fields.String(required=True)

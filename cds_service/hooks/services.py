@@ -13,8 +13,10 @@ PREFETCH: dict[str, str] = {
 }
 REQUIRED_PREFETCH = frozenset({"observations"})
 
-USAGE = ("Send the prefetch as declared, or fhirServer with fhirAuthorization (scope patient/Observation.read) "
-         "so the service can fetch the Observations. Calls must carry a JWT from a trusted issuer.")
+USAGE = (
+    "Send the prefetch as declared, or fhirServer with fhirAuthorization (scope patient/Observation.read) "
+    "so the service can fetch the Observations. Calls must carry a JWT from a trusted issuer."
+)
 
 
 @dataclass(frozen=True)
@@ -27,8 +29,14 @@ class ServiceDefinition:
     usage_requirements: str
 
     def discovery_entry(self) -> dict[str, object]:
-        return {"hook": self.hook, "title": self.title, "description": self.description, "id": self.id,
-                "prefetch": dict(self.prefetch), "usageRequirements": self.usage_requirements}
+        return {
+            "hook": self.hook,
+            "title": self.title,
+            "description": self.description,
+            "id": self.id,
+            "prefetch": dict(self.prefetch),
+            "usageRequirements": self.usage_requirements,
+        }
 
 
 SERVICES: tuple[ServiceDefinition, ...] = (
@@ -36,8 +44,10 @@ SERVICES: tuple[ServiceDefinition, ...] = (
         id="weakness-triage-patient-view",
         hook="patient-view",
         title="Weakness triage",
-        description=("Looks at the patient's recent Observations for the warning signs of the Weakness care guide "
-                     "(stroke signs, spinal cord and bladder or bowel red flags, mood) and shows how urgently to act."),
+        description=(
+            "Looks at the patient's recent Observations for the warning signs of the Weakness care guide "
+            "(stroke signs, spinal cord and bladder or bowel red flags, mood) and shows how urgently to act."
+        ),
         prefetch=PREFETCH,
         usage_requirements=USAGE,
     ),
@@ -45,8 +55,10 @@ SERVICES: tuple[ServiceDefinition, ...] = (
         id="weakness-triage-encounter-start",
         hook="encounter-start",
         title="Weakness triage at encounter start",
-        description=("When an encounter starts, checks the patient's recent Observations for the warning signs of the "
-                     "Weakness care guide and shows how urgently to act."),
+        description=(
+            "When an encounter starts, checks the patient's recent Observations for the warning signs of the "
+            "Weakness care guide and shows how urgently to act."
+        ),
         prefetch=PREFETCH,
         usage_requirements=USAGE,
     ),

@@ -20,17 +20,27 @@ from cds_service.runtime import Runtime
 from cds_service.settings import Settings, load_settings
 
 log = logging.getLogger("cds_service.http")
+
+
 def _client_error(error: ClientError) -> Response:
-    return json_response(operation_outcome(error.message, where=error.where, code=error.code), status=error.status,
-                         headers=error.headers, mimetype="application/fhir+json")
+    return json_response(
+        operation_outcome(error.message, where=error.where, code=error.code),
+        status=error.status,
+        headers=error.headers,
+        mimetype="application/fhir+json",
+    )
 
 
 def _http_error(error: HTTPException) -> Response:
     code = {404: "not-found", 405: "not-supported", 413: "too-long"}.get(error.code or 500, "invalid")
-    message = {404: "no such endpoint", 405: f"method {request.method} is not allowed here",
-               413: "request body is too large"}.get(error.code or 500, error.description or "request refused")
-    response = json_response(operation_outcome(message, code=code), status=error.code or 500,
-                             mimetype="application/fhir+json")
+    message = {
+        404: "no such endpoint",
+        405: f"method {request.method} is not allowed here",
+        413: "request body is too large",
+    }.get(error.code or 500, error.description or "request refused")
+    response = json_response(
+        operation_outcome(message, code=code), status=error.code or 500, mimetype="application/fhir+json"
+    )
     if error.code == 405 and hasattr(error, "valid_methods") and error.valid_methods:
         response.headers["Allow"] = ", ".join(error.valid_methods)
     return response
@@ -38,12 +48,17 @@ def _http_error(error: HTTPException) -> Response:
 
 def _unexpected_error(error: Exception) -> Response:
     # Type and code locations only: an exception's message or repr may carry request data (a patient id, a value).
-    trace = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}"
-                        for f in reversed(traceback.extract_tb(error.__traceback__)))
+    trace = " <- ".join(
+        f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(traceback.extract_tb(error.__traceback__))
+    )
     log.error("unhandled_error", extra={"error_type": type(error).__name__, "trace": trace})
-    return json_response(operation_outcome("internal error; the request id is in the X-Request-Id header",
-                                           code="exception", severity="fatal"),
-                         status=500, mimetype="application/fhir+json")
+    return json_response(
+        operation_outcome(
+            "internal error; the request id is in the X-Request-Id header", code="exception", severity="fatal"
+        ),
+        status=500,
+        mimetype="application/fhir+json",
+    )
 
 
 def _before() -> None:
@@ -54,8 +69,9 @@ def _before() -> None:
 def _after(response: Response) -> Response:
     response.headers["X-Request-Id"] = g.get("request_id", "")
     elapsed_ms = round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2)
-    log.info("request", extra=request_log_fields(response.status_code, elapsed_ms=elapsed_ms,
-                                                 **g.get("log_fields", {})))
+    log.info(
+        "request", extra=request_log_fields(response.status_code, elapsed_ms=elapsed_ms, **g.get("log_fields", {}))
+    )
     return response
 
 
@@ -65,8 +81,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     attach_runtime(app, runtime or Runtime.build(settings))
     if settings.cors_origins:
-        CORS(app, origins=list(settings.cors_origins), allow_headers=["Authorization", "Content-Type"],
-             methods=["GET", "POST", "OPTIONS"], expose_headers=["X-Request-Id"], max_age=600)
+        CORS(
+            app,
+            origins=list(settings.cors_origins),
+            allow_headers=["Authorization", "Content-Type"],
+            methods=["GET", "POST", "OPTIONS"],
+            expose_headers=["X-Request-Id"],
+            max_age=600,
+        )
     app.register_blueprint(endpoints.blueprint)
     app.register_blueprint(guide_page.blueprint)
     app.register_blueprint(ops.blueprint)

@@ -17,8 +17,9 @@ from cds_service.errors import ClientError
 def read_json_object() -> dict[str, Any]:
     mimetype = request.mimetype or ""
     if mimetype and not (mimetype == "application/json" or mimetype.endswith("+json")):
-        raise ClientError(415, f"Content-Type must be application/json, got {mimetype}", where="Content-Type",
-                          code="not-supported")
+        raise ClientError(
+            415, f"Content-Type must be application/json, got {mimetype}", where="Content-Type", code="not-supported"
+        )
     raw = request.get_data(cache=False)
     try:
         body = orjson.loads(raw)
@@ -29,6 +30,7 @@ def read_json_object() -> dict[str, Any]:
     return body
 
 
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None,
-                  mimetype: str = "application/json") -> Response:
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None, mimetype: str = "application/json"
+) -> Response:
     return Response(orjson.dumps(body), status=status, headers=headers, mimetype=mimetype)

@@ -70,8 +70,11 @@ def call_service(service_id: str) -> Response:
     service = _service(service_id)
     hook_request = _load(_hook_request, read_json_object())
     if hook_request["hook"] != service.hook:
-        raise ClientError(400, f"hook '{hook_request['hook']}' does not match service '{service.id}' "
-                               f"(expects '{service.hook}')", where="hook")
+        raise ClientError(
+            400,
+            f"hook '{hook_request['hook']}' does not match service '{service.id}' (expects '{service.hook}')",
+            where="hook",
+        )
     result = answer(runtime.engine, service, hook_request, caller, _now(runtime))
     runtime.store.record_cards(hook_request["context"]["patientId"], result.card_rows)
     g.log_fields = result.log_fields

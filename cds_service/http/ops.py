@@ -25,13 +25,18 @@ def readyz() -> Response:
     runtime = current_runtime()
     try:
         runtime.store.ping()
-    except Exception:  # noqa: BLE001 - any database failure means "not ready"
+    except Exception:
         log.exception("readiness_database_failed")
         return json_response({"status": "unavailable", "database": "unreachable"}, status=503)
-    return json_response({"status": "ready", "auth": runtime.settings.auth,
-                          **({"warning": "authentication is OFF: local demo only"}
-                             if runtime.settings.auth == "off" else {}),
-                          "guide": runtime.knowledge.guide.id, "rules": len(runtime.knowledge.rules)})
+    return json_response(
+        {
+            "status": "ready",
+            "auth": runtime.settings.auth,
+            **({"warning": "authentication is OFF: local demo only"} if runtime.settings.auth == "off" else {}),
+            "guide": runtime.knowledge.guide.id,
+            "rules": len(runtime.knowledge.rules),
+        }
+    )
 
 
 @functools.cache

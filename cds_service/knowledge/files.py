@@ -38,6 +38,7 @@ class ComparisonEntry(Strict):
 
 # ---- content/recognition.yaml --------------------------------------------------------------------------------
 
+
 class PresenceEntry(Strict):
     present = fields.List(fields.Nested(CodeEntry), load_default=list)
     absent = fields.List(fields.Nested(CodeEntry), load_default=list)
@@ -66,13 +67,17 @@ class RecognitionFile(Strict):
     presence = fields.Nested(PresenceEntry, required=True)
     interpretation = fields.Nested(InterpretationEntry, required=True)
     symptom_observation = fields.Nested(SymptomObservationEntry, required=True)
-    qualifier_components = fields.Dict(keys=fields.String(validate=validate.OneOf(QUALIFIERS)),
-                                       values=fields.Nested(QualifierComponentEntry), required=True)
+    qualifier_components = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(QUALIFIERS)),
+        values=fields.Nested(QualifierComponentEntry),
+        required=True,
+    )
     ignored_statuses = fields.List(fields.String(), required=True)
     flagged_statuses = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
 
 
 # ---- content/<guide>/findings.yaml ---------------------------------------------------------------------------
+
 
 class FindingEntry(Strict):
     id = fields.String(required=True, validate=ID)
@@ -119,6 +124,7 @@ class FindingsFile(Strict):
 
 # ---- content/<guide>/rules.yaml ------------------------------------------------------------------------------
 
+
 class TierEntry(Strict):
     id = fields.String(required=True)
     indicator = fields.String(required=True, validate=validate.OneOf(INDICATORS))
@@ -131,8 +137,9 @@ class TierEntry(Strict):
 class EmergencyEntry(Strict):
     tier = fields.String(required=True)
     recheck_card = fields.String(required=True, validate=ID)
-    acute_qualifiers = fields.List(fields.String(validate=validate.OneOf(QUALIFIERS)), required=True,
-                                   validate=validate.Length(min=1))
+    acute_qualifiers = fields.List(
+        fields.String(validate=validate.OneOf(QUALIFIERS)), required=True, validate=validate.Length(min=1)
+    )
     notes = fields.String()
 
 
@@ -160,6 +167,7 @@ class RulesFile(Strict):
 
 # ---- content/<guide>/guide.yaml ------------------------------------------------------------------------------
 
+
 class SectionEntry(Strict):
     id = fields.String(required=True, validate=ID)
     title = fields.String(required=True)
@@ -176,6 +184,7 @@ class GuideFile(Strict):
 
 
 # ---- cards/*.yaml --------------------------------------------------------------------------------------------
+
 
 class SuggestionEntry(Strict):
     label = fields.String(required=True)

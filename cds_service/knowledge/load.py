@@ -66,6 +66,7 @@ class CodeReader:
 
 # ---- content/recognition.yaml --------------------------------------------------------------------------------
 
+
 def load_recognition(doc: YamlDocument) -> tuple[Recognition, CodeReader]:
     data = validated(doc, files.RecognitionFile())
     reader = CodeReader(dict(data["systems"]))
@@ -87,21 +88,23 @@ def load_recognition(doc: YamlDocument) -> tuple[Recognition, CodeReader]:
         symptom_absent=reader.code(doc, ("symptom_observation", "absent"), symptom["absent"]).key,
         qualifier_components=qualifiers,
         ignored_statuses=frozenset(data["ignored_statuses"]),
-        flagged_statuses=dict(data["flagged_statuses"]))
+        flagged_statuses=dict(data["flagged_statuses"]),
+    )
     return recognition, reader
 
 
 # ---- content/<guide>/guide.yaml ------------------------------------------------------------------------------
 
+
 def load_guide(doc: YamlDocument, guide_id: str) -> Guide:
     data = validated(doc, files.GuideFile())
     if data["id"] != guide_id:
         raise doc.error(("id",), f"guide id {data['id']!r} does not match its folder {guide_id!r}")
-    return Guide(data["id"], data["title"], data["summary"], data["source"], data["reviewed"],
-                 tuple(data["sections"]))
+    return Guide(data["id"], data["title"], data["summary"], data["source"], data["reviewed"], tuple(data["sections"]))
 
 
 # ---- content/<guide>/findings.yaml ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class FindingsContent:
@@ -124,8 +127,9 @@ def _patterns(doc: YamlDocument, path: ErrorPath, texts: list[str]) -> tuple[re.
     return tuple(patterns)
 
 
-def _findings(doc: YamlDocument, reader: CodeReader, entries: list[dict[str, Any]],
-              section_ids: set[str]) -> tuple[dict[str, Finding], dict[Key, str]]:
+def _findings(
+    doc: YamlDocument, reader: CodeReader, entries: list[dict[str, Any]], section_ids: set[str]
+) -> tuple[dict[str, Finding], dict[Key, str]]:
     findings: dict[str, Finding] = {}
     finding_by_code: dict[Key, str] = {}
     for i, entry in enumerate(entries):
@@ -142,13 +146,20 @@ def _findings(doc: YamlDocument, reader: CodeReader, entries: list[dict[str, Any
         patterns = _patterns(doc, path, entry["text_patterns"])
         if not codes and not patterns:
             raise doc.error(path, "a finding needs codes or text_patterns")
-        findings[entry["id"]] = Finding(entry["id"], entry["label"], entry["guide_section"], entry["focal"],
-                                        codes, patterns)
+        findings[entry["id"]] = Finding(
+            entry["id"], entry["label"], entry["guide_section"], entry["focal"], codes, patterns
+        )
     return findings, finding_by_code
 
 
-def _scores(doc: YamlDocument, reader: CodeReader, entries: list[dict[str, Any]], findings: dict[str, Finding],
-            finding_by_code: dict[Key, str], group_ids: set[str]) -> dict[Key, ScoreItem]:
+def _scores(
+    doc: YamlDocument,
+    reader: CodeReader,
+    entries: list[dict[str, Any]],
+    findings: dict[str, Finding],
+    finding_by_code: dict[Key, str],
+    group_ids: set[str],
+) -> dict[Key, ScoreItem]:
     scores: dict[Key, ScoreItem] = {}
     for i, entry in enumerate(entries):
         path = ("scores", i)
@@ -162,13 +173,19 @@ def _scores(doc: YamlDocument, reader: CodeReader, entries: list[dict[str, Any]]
             raise doc.error((*path, "code"), f"code {code.code} is listed twice")
         severe = entry.get("severe_when")
         scores[code.key] = ScoreItem(
-            entry["id"], code, entry["finding"], Comparison(**entry["present_when"]),
-            Comparison(**severe) if severe else None, tuple(entry["body_sites"]))
+            entry["id"],
+            code,
+            entry["finding"],
+            Comparison(**entry["present_when"]),
+            Comparison(**severe) if severe else None,
+            tuple(entry["body_sites"]),
+        )
     return scores
 
 
-def _fast(doc: YamlDocument, reader: CodeReader, fast: dict[str, Any] | None,
-          findings: dict[str, Finding]) -> tuple[Key | None, dict[Key, str]]:
+def _fast(
+    doc: YamlDocument, reader: CodeReader, fast: dict[str, Any] | None, findings: dict[str, Finding]
+) -> tuple[Key | None, dict[Key, str]]:
     if fast is None:
         return None, {}
     components: dict[Key, str] = {}
@@ -195,14 +212,16 @@ def load_findings(doc: YamlDocument, reader: CodeReader, section_ids: set[str]) 
 
 # ---- content/<guide>/rules.yaml ------------------------------------------------------------------------------
 
+
 def _window(text: str) -> timedelta:
     amount, unit = files.WINDOW.match(text).groups()  # type: ignore[union-attr]  # the schema checked the shape
     return timedelta(**{_WINDOW_UNITS[unit]: int(amount)})
 
 
 def _tiers(doc: YamlDocument, entries: list[dict[str, Any]]) -> tuple[Tier, ...]:
-    tiers = tuple(Tier(e["id"], e["indicator"], _window(e["window"]), e["card"], tuple(e["suppressed_by"]))
-                  for e in entries)
+    tiers = tuple(
+        Tier(e["id"], e["indicator"], _window(e["window"]), e["card"], tuple(e["suppressed_by"])) for e in entries
+    )
     tier_ids = {t.id for t in tiers}
     for i, tier in enumerate(tiers):
         for other in tier.suppressed_by:
@@ -211,8 +230,14 @@ def _tiers(doc: YamlDocument, entries: list[dict[str, Any]]) -> tuple[Tier, ...]
     return tiers
 
 
-def _rule(doc: YamlDocument, path: ErrorPath, entry: dict[str, Any], tier_ids: set[str],
-          findings: dict[str, Finding], section_ids: set[str]) -> Rule:
+def _rule(
+    doc: YamlDocument,
+    path: ErrorPath,
+    entry: dict[str, Any],
+    tier_ids: set[str],
+    findings: dict[str, Finding],
+    section_ids: set[str],
+) -> Rule:
     if entry["tier"] not in tier_ids:
         raise doc.error((*path, "tier"), f"unknown tier {entry['tier']!r}")
     for j, finding in enumerate(entry["findings"]):
@@ -223,12 +248,19 @@ def _rule(doc: YamlDocument, path: ErrorPath, entry: dict[str, Any], tier_ids: s
         raise doc.error((*path, "provenance", "guide_section"), f"no guide section {provenance['guide_section']!r}")
     if provenance["beyond_guide"] and not provenance.get("source"):
         raise doc.error((*path, "provenance"), "a rule beyond the guide must name its source")
-    return Rule(entry["id"], entry["tier"], tuple(entry["findings"]), tuple(entry["requires_all"]),
-                tuple(entry["requires_any"]), provenance)
+    return Rule(
+        entry["id"],
+        entry["tier"],
+        tuple(entry["findings"]),
+        tuple(entry["requires_all"]),
+        tuple(entry["requires_any"]),
+        provenance,
+    )
 
 
-def load_rules(doc: YamlDocument, findings: dict[str, Finding],
-               section_ids: set[str]) -> tuple[tuple[Tier, ...], EmergencyPolicy, tuple[Rule, ...]]:
+def load_rules(
+    doc: YamlDocument, findings: dict[str, Finding], section_ids: set[str]
+) -> tuple[tuple[Tier, ...], EmergencyPolicy, tuple[Rule, ...]]:
     data = validated(doc, files.RulesFile())
     tiers = _tiers(doc, data["tiers"])
     tier_ids = {t.id for t in tiers}
@@ -246,6 +278,7 @@ def load_rules(doc: YamlDocument, findings: dict[str, Finding],
 
 # ---- cards/ --------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class CardsContent:
     templates: dict[str, CardTemplate]
@@ -255,8 +288,9 @@ class CardsContent:
     override_reason_system: str
 
 
-def load_card_template(doc: YamlDocument, reader: CodeReader, indicator: str | None,
-                       section_ids: set[str]) -> CardTemplate:
+def load_card_template(
+    doc: YamlDocument, reader: CodeReader, indicator: str | None, section_ids: set[str]
+) -> CardTemplate:
     data = validated(doc, files.CardFile())
     if indicator is not None and data["indicator"] != indicator:
         raise doc.error(("indicator",), f"its tier has indicator {indicator!r}")
@@ -266,34 +300,50 @@ def load_card_template(doc: YamlDocument, reader: CodeReader, indicator: str | N
         raise doc.error(("override_reasons",), "critical and warning cards need override reasons")
     suggestions = tuple(
         Suggestion(s["label"], s["description"], reader.code(doc, ("suggestions", i, "code"), s["code"]))
-        for i, s in enumerate(data["suggestions"]))
+        for i, s in enumerate(data["suggestions"])
+    )
     return CardTemplate(
-        data["id"], data["indicator"], data["summary"], data["detail"], data.get("earlier_heading"),
-        data["link"]["label"], data["link"]["section"],
-        tuple((o["code"], o["display"]) for o in data["override_reasons"]), suggestions)
+        data["id"],
+        data["indicator"],
+        data["summary"],
+        data["detail"],
+        data.get("earlier_heading"),
+        data["link"]["label"],
+        data["link"]["section"],
+        tuple((o["code"], o["display"]) for o in data["override_reasons"]),
+        suggestions,
+    )
 
 
-def load_cards(cards_dir: Path, reader: CodeReader, tiers: tuple[Tier, ...], emergency: EmergencyPolicy,
-               section_ids: set[str]) -> CardsContent:
+def load_cards(
+    cards_dir: Path, reader: CodeReader, tiers: tuple[Tier, ...], emergency: EmergencyPolicy, section_ids: set[str]
+) -> CardsContent:
     common_doc = load_yaml(cards_dir / "common.yaml")
     common = validated(common_doc, files.CommonCardFile())
     source = common["source"]
     topic = reader.code(common_doc, ("source", "topic"), source["topic"]) if "topic" in source else None
     indicators: dict[str, str | None] = {t.card: t.indicator for t in tiers}
     indicators.setdefault(emergency.recheck_card, None)
-    templates = {name: load_card_template(load_yaml(cards_dir / f"{name}.yaml"), reader, indicator, section_ids)
-                 for name, indicator in indicators.items()}
+    templates = {
+        name: load_card_template(load_yaml(cards_dir / f"{name}.yaml"), reader, indicator, section_ids)
+        for name, indicator in indicators.items()
+    }
     why = common["why"]
-    wording = CardWording(dict(common["flags"]), why["lead"], why["rule"], why["guide_section"],
-                          why["beyond_guide"])
+    wording = CardWording(dict(common["flags"]), why["lead"], why["rule"], why["guide_section"], why["beyond_guide"])
     return CardsContent(templates, wording, source["label"], topic, common["override_reason_system"])
 
 
 # ---- everything ----------------------------------------------------------------------------------------------
 
+
 def _relevant_codes(recognition: Recognition, content: FindingsContent) -> frozenset[Key]:
-    relevant = {*content.finding_by_code, *content.scores, *content.fast_components, recognition.symptom_present,
-                recognition.symptom_absent}
+    relevant = {
+        *content.finding_by_code,
+        *content.scores,
+        *content.fast_components,
+        recognition.symptom_present,
+        recognition.symptom_absent,
+    }
     if content.fast_panel:
         relevant.add(content.fast_panel)
     return frozenset(relevant)
@@ -310,15 +360,26 @@ def load_knowledge(content_dir: Path, cards_dir: Path, guide_id: str = "weakness
     cards = load_cards(cards_dir, reader, tiers, emergency, section_ids)
     all_patterns = [p.pattern for f in content.findings.values() for p in f.text_patterns]
     return Knowledge(
-        recognition=recognition, guide=guide, findings=content.findings, scores=content.scores,
-        body_site_groups=content.body_site_groups, focal_site_groups=content.focal_site_groups,
-        fast_panel=content.fast_panel, fast_components=content.fast_components, tiers=tiers, emergency=emergency,
-        rules=rules, cards=cards.templates, wording=cards.wording, source_label=cards.source_label,
-        source_topic=cards.source_topic, override_reason_system=cards.override_reason_system,
+        recognition=recognition,
+        guide=guide,
+        findings=content.findings,
+        scores=content.scores,
+        body_site_groups=content.body_site_groups,
+        focal_site_groups=content.focal_site_groups,
+        fast_panel=content.fast_panel,
+        fast_components=content.fast_components,
+        tiers=tiers,
+        emergency=emergency,
+        rules=rules,
+        cards=cards.templates,
+        wording=cards.wording,
+        source_label=cards.source_label,
+        source_topic=cards.source_topic,
+        override_reason_system=cards.override_reason_system,
         finding_by_code=content.finding_by_code,
-        text_pattern=re.compile("|".join(f"(?:{p})" for p in all_patterns), re.IGNORECASE) if all_patterns
-        else None,
-        relevant_codes=_relevant_codes(recognition, content))
+        text_pattern=re.compile("|".join(f"(?:{p})" for p in all_patterns), re.IGNORECASE) if all_patterns else None,
+        relevant_codes=_relevant_codes(recognition, content),
+    )
 
 
 __all__ = ["ContentError", "load_knowledge"]

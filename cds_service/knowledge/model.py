@@ -16,7 +16,11 @@ Key = tuple[str, str]  # (system URI, code)
 QUALIFIERS = ("focal", "sudden", "worsening", "severe")
 INDICATORS = ("critical", "warning", "info")
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
-    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
 
 
 @dataclass(frozen=True)

@@ -69,10 +69,12 @@ class AuthFailure(Exception):
 
     def client_error(self) -> ClientError:
         message = f"{self.failure}: {self.detail}" if self.detail else self.failure
-        header = REALM if self.failure == Failure.MISSING else (
-            f'{REALM}, error="invalid_token", error_description="{message}"')
-        return ClientError(401, f"authentication failed: {message}", code="login",
-                           headers={"WWW-Authenticate": header})
+        header = (
+            REALM
+            if self.failure == Failure.MISSING
+            else (f'{REALM}, error="invalid_token", error_description="{message}"')
+        )
+        return ClientError(401, f"authentication failed: {message}", code="login", headers={"WWW-Authenticate": header})
 
 
 _DECODE_ERRORS: tuple[tuple[type[Exception], str], ...] = (
@@ -125,16 +127,23 @@ class JwtVerifier:
             raise AuthFailure(Failure.ALGORITHM)  # the key is published for another algorithm
         return raw
 
-    def _decode(self, token: str, raw_key: dict[str, Any], algorithm: str, issuer: TrustedIssuer,
-                audience: str) -> dict[str, Any]:
+    def _decode(
+        self, token: str, raw_key: dict[str, Any], algorithm: str, issuer: TrustedIssuer, audience: str
+    ) -> dict[str, Any]:
         try:
             key = PyJWK(raw_key, algorithm)  # fails when the key type does not fit the algorithm
         except PyJWTError as exc:
             raise AuthFailure(Failure.ALGORITHM) from exc
         try:
-            return jwt.decode(token, key=key, algorithms=[algorithm], audience=audience, issuer=issuer.iss,
-                              leeway=LEEWAY_SECONDS,
-                              options={"require": REQUIRED_CLAIMS, "enforce_minimum_key_length": True})
+            return jwt.decode(
+                token,
+                key=key,
+                algorithms=[algorithm],
+                audience=audience,
+                issuer=issuer.iss,
+                leeway=LEEWAY_SECONDS,
+                options={"require": REQUIRED_CLAIMS, "enforce_minimum_key_length": True},
+            )
         except MissingRequiredClaimError as exc:
             raise AuthFailure(Failure.MISSING_CLAIM, exc.claim) from exc
         except PyJWTError as exc:
@@ -181,8 +190,9 @@ class Authenticator:
             if settings.trusted_issuers_file is None:
                 raise SettingsError("CDS_AUTH=jwt needs CDS_TRUSTED_ISSUERS")
             issuers = load_trusted_issuers(settings.trusted_issuers_file, settings.allow_http_loopback)
-            self.verifier = JwtVerifier(issuers, store,
-                                        JwksCache(settings.allow_http_loopback, settings.jwks_refresh_cooldown))
+            self.verifier = JwtVerifier(
+                issuers, store, JwksCache(settings.allow_http_loopback, settings.jwks_refresh_cooldown)
+            )
 
     def authenticate(self, authorization: str | None, audience: str) -> Caller:
         if self.verifier is None:

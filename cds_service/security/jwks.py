@@ -41,9 +41,9 @@ class RemoteJwks:
         """The public JWK with this kid, refetching the set when stale or when the kid is unknown."""
         with self._lock:
             now = time.monotonic()
-            if self._keys is None or now - self._fetched_at > LIFESPAN:
-                self._refresh(now)
-            elif kid not in self._keys and now - self._last_attempt >= self.cooldown:
+            stale = self._keys is None or now - self._fetched_at > LIFESPAN
+            rotated = self._keys is not None and kid not in self._keys and now - self._last_attempt >= self.cooldown
+            if stale or rotated:
                 self._refresh(now)
             if self._keys is None:
                 raise KeysUnavailable(self.url)

@@ -85,8 +85,10 @@ def _issuer_schema(allow_http_loopback: bool) -> type[Schema]:
         jwks_url = url()
         jku_allowlist = fields.List(url(), validate=validate.Length(min=1))
         fhir_servers = fields.List(url(), required=True)
-        algorithms = fields.List(fields.String(validate=validate.OneOf(DEFAULT_ALGORITHMS + OPTIONAL_ALGORITHMS)),
-                                 validate=validate.Length(min=1))
+        algorithms = fields.List(
+            fields.String(validate=validate.OneOf(DEFAULT_ALGORITHMS + OPTIONAL_ALGORITHMS)),
+            validate=validate.Length(min=1),
+        )
 
         @validates_schema
         def _one_key_source(self, data: dict[str, Any], **_: Any) -> None:

@@ -28,9 +28,11 @@ Verified against sekmet-fhir 0.1.1:
   (dates keep their original string form and offset) with ``meta.versionId``/``meta.lastUpdated`` added.
 - ``load()`` uses a transaction Bundle of ``PUT Type/id`` entries (atomic: one bad resource rolls back all).
 """
+
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import shutil
@@ -92,8 +94,9 @@ class FhirServer:
     def __enter__(self) -> FhirServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     # ---------------- lifecycle ----------------
@@ -143,11 +146,17 @@ class FhirServer:
         config = self.workdir / "settings.yaml"
         config.write_text(json.dumps(settings, indent=2))  # JSON is valid YAML
         env = {k: v for k, v in os.environ.items() if not k.startswith("SEKMET_")}  # env would override settings
-        self._stdout = open(self.workdir / "stdout.log", "wb")
-        self._stderr = open(self.workdir / "stderr.log", "wb")
+        self._stdout = open(self.workdir / "stdout.log", "wb")  # noqa: SIM115 - open as long as the server runs
+        self._stderr = open(self.workdir / "stderr.log", "wb")  # noqa: SIM115 - open as long as the server runs
         self.process = subprocess.Popen(
-            [_sekmet_executable(), "serve", "-c", str(config)], cwd=self.workdir, env=env,
-            stdin=subprocess.DEVNULL, stdout=self._stdout, stderr=self._stderr, start_new_session=True)
+            [_sekmet_executable(), "serve", "-c", str(config)],
+            cwd=self.workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._stdout,
+            stderr=self._stderr,
+            start_new_session=True,
+        )
 
     def _wait_ready(self) -> None:
         assert self.process is not None
@@ -169,10 +178,8 @@ class FhirServer:
         proc, self.process = self.process, None
         if proc is not None:
             for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, sig)  # own session: pgid == pid
-                except ProcessLookupError:
-                    pass
                 try:
                     proc.wait(timeout=wait)
                     break
@@ -189,8 +196,10 @@ class FhirServer:
         return path.read_text(errors="replace")[-chars:]
 
     def _failure_message(self, reason: str) -> str:
-        return (f"sekmet FHIR server did not become ready on {self.base_url}: {reason}"
-                f"\n--- stderr tail ---\n{self._stderr_tail()}")
+        return (
+            f"sekmet FHIR server did not become ready on {self.base_url}: {reason}"
+            f"\n--- stderr tail ---\n{self._stderr_tail()}"
+        )
 
     # ---------------- data ----------------
 
@@ -201,9 +210,14 @@ class FhirServer:
         missing = [r.get("resourceType") for r in resources if not r.get("id")]
         if missing:
             raise ValueError(f"load() needs an id on every resource; missing on: {missing}")
-        bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "transaction", "entry": [
-            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-            for r in resources]}
+        bundle: dict[str, Any] = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+                for r in resources
+            ],
+        }
         resp = self.http.post(self.base_url, json=bundle, headers={"Content-Type": FHIR_JSON}, timeout=30)
         if resp.status_code != 200:
             raise FhirServerError(f"transaction rejected ({resp.status_code}): {resp.text[:2000]}")
@@ -211,7 +225,8 @@ class FhirServer:
             got = self.read(r["resourceType"], r["id"])
             strip = {"meta"}
             if got is None or {k: v for k, v in got.items() if k not in strip} != {
-                    k: v for k, v in r.items() if k not in strip}:
+                k: v for k, v in r.items() if k not in strip
+            }:
                 raise FhirServerError(f"{r['resourceType']}/{r['id']} did not read back as written: {got}")
 
     def read(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
@@ -228,7 +243,10 @@ class FhirServer:
         assert self.workdir is not None, "server not started"
         db = self.workdir / "data" / "sekmet.db"
         with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as conn:
-            rows = conn.execute("SELECT method, url, status, req_headers FROM traffic "
-                                "WHERE direction = 'inbound' ORDER BY id").fetchall()
-        return [{"method": m, "url": u, "status": s, "authorization": json.loads(h or "{}").get("authorization")}
-                for m, u, s, h in rows]
+            rows = conn.execute(
+                "SELECT method, url, status, req_headers FROM traffic WHERE direction = 'inbound' ORDER BY id"
+            ).fetchall()
+        return [
+            {"method": m, "url": u, "status": s, "authorization": json.loads(h or "{}").get("authorization")}
+            for m, u, s, h in rows
+        ]

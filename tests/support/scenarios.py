@@ -15,9 +15,13 @@ from tests.support.requests_factory import hook_request
 SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
 EXTENSION_KEY = "org.weakness-triage"
 DEFAULT_PATIENT = "scenario-patient"
-NOISE_CODES = [("8867-4", "Heart rate", "/min", 60, 110), ("9279-1", "Respiratory rate", "/min", 10, 24),
-               ("2708-6", "Oxygen saturation", "%", 90, 100), ("8310-5", "Body temperature", "Cel", 36, 38),
-               ("2345-7", "Glucose", "mg/dL", 70, 180)]
+NOISE_CODES = [
+    ("8867-4", "Heart rate", "/min", 60, 110),
+    ("9279-1", "Respiratory rate", "/min", 10, 24),
+    ("2708-6", "Oxygen saturation", "%", 90, 100),
+    ("8310-5", "Body temperature", "Cel", 36, 38),
+    ("2345-7", "Glucose", "mg/dL", 70, 180),
+]
 
 
 @dataclass(frozen=True)
@@ -49,14 +53,27 @@ class Scenario:
             rng = random.Random(noise.get("seed", 0))
             for index in range(int(noise["count"])):
                 code, display, unit, low, high = rng.choice(NOISE_CODES)
-                observations.append({
-                    "resourceType": "Observation", "id": f"noise-{index}", "status": "final",
-                    "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                              "code": "vital-signs"}]}],
-                    "code": {"coding": [{"system": "http://loinc.org", "code": code, "display": display}]},
-                    "subject": {"reference": f"Patient/{self.patient}"},
-                    "effectiveDateTime": f"2026-11-{rng.randint(1, 24):02d}T{rng.randint(0, 23):02d}:00:00Z",
-                    "valueQuantity": {"value": rng.randint(low, high), "unit": unit}})
+                observations.append(
+                    {
+                        "resourceType": "Observation",
+                        "id": f"noise-{index}",
+                        "status": "final",
+                        "category": [
+                            {
+                                "coding": [
+                                    {
+                                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                        "code": "vital-signs",
+                                    }
+                                ]
+                            }
+                        ],
+                        "code": {"coding": [{"system": "http://loinc.org", "code": code, "display": display}]},
+                        "subject": {"reference": f"Patient/{self.patient}"},
+                        "effectiveDateTime": f"2026-11-{rng.randint(1, 24):02d}T{rng.randint(0, 23):02d}:00:00Z",
+                        "valueQuantity": {"value": rng.randint(low, high), "unit": unit},
+                    }
+                )
         return observations
 
     def request(self) -> dict[str, Any]:
@@ -64,8 +81,9 @@ class Scenario:
 
 
 def load_scenarios() -> list[Scenario]:
-    return [Scenario(path, yaml.safe_load(path.read_text(encoding="utf-8")))
-            for path in sorted(SCENARIO_DIR.glob("*.yaml"))]
+    return [
+        Scenario(path, yaml.safe_load(path.read_text(encoding="utf-8"))) for path in sorted(SCENARIO_DIR.glob("*.yaml"))
+    ]
 
 
 def _findings(card: dict[str, Any]) -> list[dict[str, Any]]:

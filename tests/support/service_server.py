@@ -25,8 +25,18 @@ class ServiceServer:
             "CDS_ALLOW_CLOCK_HEADER": "1",
             **(env or {}),
         }
-        command = [sys.executable, "-m", "cds_service", "serve", "--host", "127.0.0.1", "--port", str(port),
-                   "--workers", str(workers)]
+        command = [
+            sys.executable,
+            "-m",
+            "cds_service",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ]
         self.server = GunicornProcess("service", command, port, self.env, Path(self.tmp.name) / "service.log")
 
     def start(self) -> ServiceServer:
@@ -46,6 +56,7 @@ class ServiceServer:
     def __enter__(self) -> ServiceServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.cleanup()

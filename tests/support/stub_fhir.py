@@ -39,7 +39,7 @@ class StubFhirServer:
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 stub.hits.append(Hit(self.path, self.headers.get("Authorization")))
                 reply = stub.route(self.path)
                 if reply.delay:
@@ -53,7 +53,7 @@ class StubFhirServer:
                     self.end_headers()
                     if reply.drip:
                         for index in range(len(payload)):
-                            self.wfile.write(payload[index:index + 1])
+                            self.wfile.write(payload[index : index + 1])
                             self.wfile.flush()
                             time.sleep(reply.drip)
                     else:
@@ -73,7 +73,8 @@ class StubFhirServer:
         self.thread.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.server.shutdown()
         self.server.server_close()
