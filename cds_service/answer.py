@@ -38,7 +38,8 @@ def answer(
     engine: Engine, service: ServiceDefinition, hook_request: dict[str, Any], caller: Caller, now: datetime
 ) -> HookAnswer:
     """The answer to a validated hook request; raises ClientError for what the client must fix (400/403/412)."""
-    data = engine.resolver.resolve(service, hook_request, caller)
+    since = now - max(tier.window for tier in engine.knowledge.tiers)  # the fetch's date floor
+    data = engine.resolver.resolve(service, hook_request, caller, since)
     patient_id = hook_request["context"]["patientId"]
     result = evaluate(data.observations, patient_id, engine.knowledge, now, engine.settings.base_url)
     body: dict[str, Any] = {"cards": result.cards}
@@ -72,5 +73,6 @@ def answer(
         "fetched": data.fetched,
         "pages_followed": data.pages_followed,
         "fhir_ms": round(data.fhir_ms, 2),
+        "read_in_part": data.read_in_part.log_fields() if data.read_in_part else None,
     }
     return HookAnswer(body, result.decisions, rows, fields)

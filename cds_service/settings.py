@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     database_url: str = f"sqlite:///{REPO_ROOT / 'var' / 'cds-service.db'}"
     allowed_fhir_servers: Annotated[tuple[str, ...], NoDecode] = ()
     fhir_timeout: float = 0.35
-    fhir_max_pages: int = 10
+    fhir_max_pages: int = 50
     fhir_max_response_bytes: int = 5_000_000
     max_request_bytes: int = 5_000_000
     content_dir: Path = REPO_ROOT / "content"

@@ -6,8 +6,13 @@ context's patient's.
 
 Per prefetch key (CDS Hooks 2.0.1): present -> use it (a Bundle's `next` pages are fetched with the bearer
 token); null -> the EHR has no data; omitted or an OperationOutcome -> for a key the triage needs (REQUIRED_PREFETCH:
-the Observations), fetch it from fhirServer, but only when fhirServer starts with an allowed prefix, and 412 when it
-cannot be had; an optional key (the Patient, only checked against context.patientId when sent) is not fetched.
+the Observations), fetch it from fhirServer with the service's own search (OWN_SEARCHES: dated back to `since`), but
+only when fhirServer starts with an allowed prefix, and 412 when it cannot be had; an optional key (the Patient, only
+checked against context.patientId when sent) is not fetched.
+
+Paging: every `next` page is followed within the one deadline, up to CDS_FHIR_MAX_PAGES. A `next` link off the
+allowed FHIR server is refused loudly (412). When the page cap, the size cap, the deadline or a failed next page
+stops the paging after the first page, the data read so far is used and PatientData.read_in_part says so.
 """
 
 from __future__ import annotations
@@ -16,17 +21,34 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 from cds_service.caller import Caller
+from cds_service.domain.fhir_time import parse_fhir_datetime
 from cds_service.errors import ClientError
 from cds_service.fhir.client import FhirClient, FhirUnavailable
 from cds_service.fhir.url_policy import is_allowed, origin
-from cds_service.hooks.services import REQUIRED_PREFETCH, ServiceDefinition
+from cds_service.hooks.services import OWN_SEARCHES, REQUIRED_PREFETCH, ServiceDefinition
 
 log = logging.getLogger(__name__)
 _TOKEN = re.compile(r"\{\{\s*context\.([A-Za-z]+)\s*\}\}")
+
+
+@dataclass(frozen=True)
+class ReadInPart:
+    """Paging stopped after the first page: the Observations are only those read. No patient data in here."""
+
+    reason: str  # page-cap | size-cap | deadline | next-page-failed
+    pages_read: int
+    observations_read: int
+    newest_read: datetime | None  # the newest and oldest effective times among the Observations read
+    oldest_read: datetime | None
+    detail: str | None = None  # why the next page could not be had (the FhirUnavailable text), else None
+
+    def log_fields(self) -> dict[str, Any]:
+        return {"reason": self.reason, "pages_read": self.pages_read, "observations_read": self.observations_read}
 
 
 @dataclass
@@ -36,6 +58,15 @@ class PatientData:
     fetched: list[str] = field(default_factory=list)  # prefetch keys we had to fetch ourselves
     pages_followed: int = 0
     fhir_ms: float = 0.0  # time spent in calls to the FHIR server (the access log reports it)
+    read_in_part: ReadInPart | None = None
+
+
+@dataclass(frozen=True)
+class _Stop:
+    """Why paging stopped before the last page."""
+
+    reason: str
+    detail: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,10 +89,25 @@ def render_template(template: str, context: dict[str, Any]) -> str:
     return _TOKEN.sub(substitute, template)
 
 
+def fhir_date_floor(since: datetime) -> str:
+    """`since` as a FHIR dateTime in UTC, written with `Z` (a `+00:00` offset would need `%2B` in a query)."""
+    return since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _precondition_failed(key: str, reason: str) -> ClientError:
     return ClientError(
         412,
         f"prefetch '{key}' was not provided and could not be fetched: {reason}",
+        where=f"prefetch.{key}",
+        code="processing",
+    )
+
+
+def _more_pages_refused(key: str, fetched: bool, cause: str) -> ClientError:
+    what = f"the search the service sent for prefetch '{key}'" if fetched else f"prefetch '{key}'"
+    return ClientError(
+        412,
+        f"{what} has more pages (next link), and they cannot be read: {cause}",
         where=f"prefetch.{key}",
         code="processing",
     )
@@ -88,6 +134,39 @@ def _next_link(bundle: dict[str, Any]) -> str | None:
     return None
 
 
+def _next_link_problem(url: str, access: FhirAccess) -> str | None:
+    """Why the service may not follow this `next` link (None when it may): SSRF rules, the token's own server."""
+    if not access.server:
+        return "the request has no fhirServer to read them from"
+    if not is_allowed(access.server, access.allowed_prefixes):
+        return "fhirServer is not on this service's allowed list"
+    if origin(url) != origin(access.server) or not is_allowed(url, access.allowed_prefixes):
+        return "the next link points outside the allowed FHIR server"
+    return None
+
+
+def _observed_at(resource: dict[str, Any]) -> datetime | None:
+    period = resource.get("effectivePeriod")
+    start = period.get("start") if isinstance(period, dict) else None
+    for value in (resource.get("effectiveDateTime"), resource.get("effectiveInstant"), start):
+        if (when := parse_fhir_datetime(value)) is not None:
+            return when
+    return parse_fhir_datetime(resource.get("issued"))
+
+
+def _read_in_part(stop: _Stop, pages_read: int, resources: list[dict[str, Any]]) -> ReadInPart:
+    observations = [r for r in resources if r.get("resourceType") == "Observation"]
+    times = [when for r in observations if (when := _observed_at(r)) is not None]
+    return ReadInPart(
+        reason=stop.reason,
+        pages_read=pages_read,
+        observations_read=len(observations),
+        newest_read=max(times, default=None),
+        oldest_read=min(times, default=None),
+        detail=stop.detail,
+    )
+
+
 def fhir_access(hook_request: dict[str, Any], caller: Caller, max_pages: int) -> FhirAccess:
     """Where the service may call back for this request; 403 when a verified issuer may not send this fhirServer."""
     server = hook_request.get("fhirServer")
@@ -109,16 +188,24 @@ class PrefetchResolver:
         self.client = client
         self.max_pages = max_pages
 
-    def resolve(self, service: ServiceDefinition, hook_request: dict[str, Any], caller: Caller) -> PatientData:
-        """The patient data of a validated hook request: as prefetched, else fetched; raises ClientError."""
+    def resolve(
+        self, service: ServiceDefinition, hook_request: dict[str, Any], caller: Caller, since: datetime
+    ) -> PatientData:
+        """The patient data of a validated hook request: as prefetched, else fetched back to `since` (the oldest
+        time the triage looks at); raises ClientError."""
         access = fhir_access(hook_request, caller, self.max_pages)
         context, prefetch = hook_request["context"], hook_request.get("prefetch", {})
-        data = self._resolve(service, context, prefetch, access)
+        data = self._resolve(service, context, prefetch, access, since)
         _check_patient(data, context["patientId"])
         return data
 
     def _resolve(
-        self, service: ServiceDefinition, context: dict[str, Any], prefetch: dict[str, Any], access: FhirAccess
+        self,
+        service: ServiceDefinition,
+        context: dict[str, Any],
+        prefetch: dict[str, Any],
+        access: FhirAccess,
+        since: datetime,
     ) -> PatientData:
         deadline = time.monotonic() + self.client.limits.timeout
         data = PatientData()
@@ -126,16 +213,19 @@ class PrefetchResolver:
             value = prefetch.get(key, ...)
             if value is None:
                 continue  # the EHR says: no data
+            fetched_from = None
             if value is ... or (isinstance(value, dict) and value.get("resourceType") == "OperationOutcome"):
                 if key not in REQUIRED_PREFETCH:
                     continue  # used when sent (the Patient: an identity check), never worth a round trip
-                value = self._fetch(key, render_template(template, context), access, deadline, data)
+                own_search = OWN_SEARCHES.get(key)
+                query = own_search(fhir_date_floor(since)) if own_search else template
+                fetched_from, value = self._fetch(key, render_template(query, context), access, deadline, data)
                 data.fetched.append(key)
             if not isinstance(value, dict):
                 raise ClientError(
                     400, f"prefetch '{key}' must be a FHIR resource, a Bundle or null", where=f"prefetch.{key}"
                 )
-            self._take(key, value, data, access, deadline)
+            self._take(key, value, data, access, deadline, fetched_from)
         return data
 
     def _get_json(self, url: str, access: FhirAccess, deadline: float, data: PatientData) -> Any:
@@ -147,7 +237,8 @@ class PrefetchResolver:
 
     def _fetch(
         self, key: str, relative_url: str, access: FhirAccess, deadline: float, data: PatientData
-    ) -> dict[str, Any]:
+    ) -> tuple[str, dict[str, Any]]:
+        """(the URL fetched, the resource it gave); 412 when the first page cannot be had."""
         if not access.server:
             raise _precondition_failed(key, "no fhirServer in the request")
         if not is_allowed(access.server, access.allowed_prefixes):
@@ -162,12 +253,23 @@ class PrefetchResolver:
             raise _precondition_failed(key, str(exc)) from exc
         if not isinstance(result, dict):
             raise _precondition_failed(key, "the FHIR server did not return a resource")
-        return result
+        return url, result
 
-    def _take(self, key: str, value: dict[str, Any], data: PatientData, access: FhirAccess, deadline: float) -> None:
+    def _take(
+        self,
+        key: str,
+        value: dict[str, Any],
+        data: PatientData,
+        access: FhirAccess,
+        deadline: float,
+        fetched_from: str | None,
+    ) -> None:
         if value.get("resourceType") == "Bundle":
             resources = bundle_resources(value)
-            resources += self._follow_pages(key, value, access, deadline, data)
+            more, followed, stop = self._follow_pages(key, value, access, deadline, data, fetched_from)
+            resources += more
+            if stop is not None:
+                data.read_in_part = _read_in_part(stop, 1 + followed, resources)
         else:
             resources = [value]
         for resource in resources:
@@ -178,25 +280,42 @@ class PrefetchResolver:
                 data.observations.append(resource)
 
     def _follow_pages(
-        self, key: str, bundle: dict[str, Any], access: FhirAccess, deadline: float, data: PatientData
-    ) -> list[dict[str, Any]]:
+        self,
+        key: str,
+        bundle: dict[str, Any],
+        access: FhirAccess,
+        deadline: float,
+        data: PatientData,
+        fetched_from: str | None,
+    ) -> tuple[list[dict[str, Any]], int, _Stop | None]:
+        """The resources of the `next` pages, how many pages were read, and why paging stopped early (None: the
+        last page was read). A link off the allowed FHIR server is 412: the refusal stays loud."""
         resources: list[dict[str, Any]] = []
         url = _next_link(bundle)
-        first_origin = origin(access.server) if access.server else None
-        seen: set[str] = set()
-        while url and data.pages_followed < access.max_pages:
-            if url in seen:
-                break
+        seen = {fetched_from} if fetched_from else set()
+        followed = 0
+        while url and url not in seen:  # a next link back to a page already read ends the paging
+            if problem := _next_link_problem(url, access):
+                raise _more_pages_refused(key, fetched_from is not None, problem)
+            if data.pages_followed >= access.max_pages:
+                return resources, followed, _Stop("page-cap")
             seen.add(url)
-            if first_origin is None or origin(url) != first_origin or not is_allowed(url, access.allowed_prefixes):
-                raise _precondition_failed(key, "a next page link points outside the allowed FHIR server")
             try:
                 page = self._get_json(url, access, deadline, data)
             except FhirUnavailable as exc:
-                raise _precondition_failed(key, f"next page: {exc}") from exc
+                log.warning("fhir_next_page_failed", extra={"prefetch_key": key, "reason": str(exc)})
+                return resources, followed, _Stop(self._failure_reason(exc, deadline), str(exc))
             if not isinstance(page, dict) or page.get("resourceType") != "Bundle":
-                raise _precondition_failed(key, "next page is not a Bundle")
+                return resources, followed, _Stop("next-page-failed", "the next page is not a Bundle")
             data.pages_followed += 1
+            followed += 1
             resources += bundle_resources(page)
             url = _next_link(page)
-        return resources
+        return resources, followed, None
+
+    def _failure_reason(self, exc: FhirUnavailable, deadline: float) -> str:
+        if time.monotonic() >= deadline:
+            return "deadline"
+        if str(exc).startswith("FHIR response larger than"):  # the client's size-cap message
+            return "size-cap"
+        return "next-page-failed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 OBSERVATION_PAGE_SIZE = 100
@@ -12,6 +13,19 @@ PREFETCH: dict[str, str] = {
     "observations": f"Observation?patient={{{{context.patientId}}}}&_sort=-date&_count={OBSERVATION_PAGE_SIZE}",
 }
 REQUIRED_PREFETCH = frozenset({"observations"})
+
+
+def observation_search(since: str) -> str:
+    """The search the service sends itself when it fetches the Observations: the discovery template plus a date
+    floor (a FHIR dateTime: now minus the longest tier window), which a 2.0 template cannot say without today().
+
+    A server's date filter leaves out Observations without effective[x]; they are rare, and a prefetch (which has no
+    date floor) still brings them.
+    """
+    return f"Observation?patient={{{{context.patientId}}}}&date=ge{since}&_sort=-date&_count={OBSERVATION_PAGE_SIZE}"
+
+
+OWN_SEARCHES: dict[str, Callable[[str], str]] = {"observations": observation_search}
 
 USAGE = (
     "Send the prefetch as declared, or fhirServer with fhirAuthorization (scope patient/Observation.read) "
