@@ -13,6 +13,7 @@ from typing import Any
 
 from cds_service.caller import Caller
 from cds_service.domain.cards import shown_findings
+from cds_service.domain.coverage import ChartReadInPart
 from cds_service.domain.pipeline import evaluate
 from cds_service.domain.triage import Decision
 from cds_service.hooks.services import ServiceDefinition
@@ -41,7 +42,15 @@ def answer(
     since = now - max(tier.window for tier in engine.knowledge.tiers)  # the fetch's date floor
     data = engine.resolver.resolve(service, hook_request, caller, since)
     patient_id = hook_request["context"]["patientId"]
-    result = evaluate(data.observations, patient_id, engine.knowledge, now, engine.settings.base_url)
+    part = data.read_in_part
+    read_in_part = (
+        ChartReadInPart(part.reason, part.pages_read, part.observations_read, part.oldest_read)
+        if part is not None
+        else None
+    )
+    result = evaluate(
+        data.observations, patient_id, engine.knowledge, now, engine.settings.base_url, read_in_part=read_in_part
+    )
     body: dict[str, Any] = {"cards": result.cards}
     if problems := engine.response_check.problems(body):
         log.error("invalid_response", extra={"problems": [problem[:300] for problem in problems[:10]]})
@@ -66,6 +75,7 @@ def answer(
         "cards": [c["indicator"] for c in result.cards],
         "observations": stats.received,
         "other_patient": stats.other_patient,
+        "other_focus": stats.other_focus,
         "ignored_status": stats.ignored_status,
         "not_relevant": stats.not_relevant,
         "evaluated": stats.kept,

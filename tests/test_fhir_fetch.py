@@ -112,7 +112,9 @@ def test_without_prefetch_the_service_fetches_and_pages_through_the_fhir_server(
     assert "droop-1" in cards[0]["detail"]
     searches = _observation_searches(fhir, before)
     assert len(searches) == 2, searches  # 150 Observations, 100 a page: the droop was on page two
-    assert searches[0]["url"].startswith(f"/fhir/Observation?patient={PATIENT}&_sort=-date&_count=100")
+    assert searches[0]["url"].startswith(
+        f"/fhir/Observation?patient={PATIENT}&date=ge2026-11-11T12:00:00Z&_sort=-date&_count=100"
+    )
     assert all(r["authorization"].startswith("Bearer") for r in searches)
     request_id = response.headers["X-Request-Id"]
     line = next(json.loads(text) for text in service.logs().splitlines() if request_id in text and '"route"' in text)
@@ -148,7 +150,7 @@ def test_the_exact_url_and_bearer_token_are_sent(
     response = call(service, server.base_url, prefetch={"patient": None})
     assert response.status_code == 200
     assert [(h.path, h.authorization) for h in server.hits] == [
-        (f"/fhir/Observation?patient={PATIENT}&_sort=-date&_count=100", f"Bearer {TOKEN}")
+        (f"/fhir/Observation?patient={PATIENT}&date=ge2026-11-11T12:00:00Z&_sort=-date&_count=100", f"Bearer {TOKEN}")
     ]
 
 

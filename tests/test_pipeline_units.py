@@ -19,7 +19,7 @@ from cds_service.domain.findings import recognise
 from cds_service.domain.observations import select_observations, to_fact
 from cds_service.domain.pipeline import evaluate
 from cds_service.domain.prefilter import is_relevant
-from cds_service.domain.triage import latest_per_finding
+from cds_service.domain.triage import current_statements
 from cds_service.hooks.openapi import openapi_yaml
 from cds_service.knowledge.model import Knowledge
 from cds_service.settings import REPO_ROOT
@@ -61,7 +61,8 @@ def test_latest_record_wins_and_an_exact_tie_keeps_the_possible_sign(knowledge: 
     present = observation("280816001", valueBoolean=True, effectiveDateTime=at(2))
     absent = observation("280816001", valueBoolean=False, effectiveDateTime=at(2))
     facts, _ = select_observations([absent, present], "pat-1", knowledge)
-    assert latest_per_finding(recognise(facts, knowledge), NOW)["facial-droop"].present is True
+    current = current_statements(recognise(facts, knowledge), NOW, knowledge)
+    assert next(item.present for item in current if item.finding == "facial-droop") is True
     newer_absent = observation("280816001", valueBoolean=False, effectiveDateTime=at(1))
     assert cards_for(knowledge, present, newer_absent) == []
 

@@ -36,6 +36,8 @@ KNOWLEDGE: Knowledge = load_knowledge(REPO_ROOT / "content", REPO_ROOT / "cards"
 GUIDE_CODES: list[Key] = sorted(
     {
         *KNOWLEDGE.finding_by_code,
+        *KNOWLEDGE.old_deficit_by_code,
+        *[("http://hl7.org/fhir/sid/icd-10-cm", code) for code in ("I69.351", "G81.91", "R47.01", "H53.131", "Z86.73")],
         *KNOWLEDGE.scores,
         *KNOWLEDGE.fast_components,
         KNOWLEDGE.recognition.symptom_present,
@@ -44,13 +46,11 @@ GUIDE_CODES: list[Key] = sorted(
     }
 )
 QUALIFIER_CODES: list[Key] = sorted(KNOWLEDGE.recognition.qualifier_components)
-QUALIFIER_VALUES: list[Key] = sorted(
-    {v for _, values in KNOWLEDGE.recognition.qualifier_components.values() for v in values}
-)
+QUALIFIER_VALUES: list[Key] = sorted(KNOWLEDGE.recognition.qualifier_values)
 ANSWER_CODES: list[Key] = sorted(
-    KNOWLEDGE.recognition.present_values | KNOWLEDGE.recognition.absent_values | KNOWLEDGE.recognition.unknown_values
+    {*KNOWLEDGE.recognition.presence_by_code, *(k for item in KNOWLEDGE.scores.values() for k in item.answers)}
 )
-BODY_SITES: list[Key] = sorted(KNOWLEDGE.body_site_groups)
+BODY_SITES: list[Key] = sorted(key for group in KNOWLEDGE.body_sites for key in group.codes)
 MATCHING_TEXTS = [
     "Facial droop",
     "left arm weakness",
@@ -61,6 +61,10 @@ MATCHING_TEXTS = [
     "Slurred speech",
     "urinary incontinence",
     "sudden severe headache",
+    "No facial droop",
+    "possible aphasia",
+    "history of hemiparesis",
+    "Delirium screen",
 ]
 OTHER_TEXTS = [
     "Heart rate",
@@ -141,7 +145,7 @@ def observation(draw: st.DrawFn, index: int) -> dict[str, Any]:
             {
                 "coding": [
                     {
-                        "system": KNOWLEDGE.recognition.interpretation_system,
+                        "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
                         "code": draw(st.sampled_from(INTERPRETATIONS)),
                     }
                 ]

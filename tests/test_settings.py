@@ -201,7 +201,7 @@ def test_defaults_are_unchanged() -> None:
     assert (s.allowed_fhir_servers, s.cors_origins, s.guide_id) == ((), ("*",), "weakness")
     assert (s.fhir_timeout, s.fhir_max_pages, s.fhir_max_response_bytes, s.max_request_bytes) == (
         0.35,
-        10,
+        50,
         5_000_000,
         5_000_000,
     )

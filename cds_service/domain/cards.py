@@ -11,8 +11,9 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from cds_service.domain.coverage import ChartReadInPart
+from cds_service.domain.evidence import Evidence, Statement
 from cds_service.domain.fhir_time import describe_age
-from cds_service.domain.findings import Evidence, Statement
 from cds_service.domain.observations import Value
 from cds_service.domain.triage import Decision, FiredFinding
 from cds_service.knowledge.model import CardTemplate, CardWording, Knowledge, Rule, Suggestion
@@ -67,9 +68,12 @@ def describe_statement(said: Statement) -> str:
         return f"Symptom: {describe_value(value)}"
     if said.kind == "symptom-absent":
         return f"Symptom absent: {describe_value(value)}"
-    if said.kind == "score":
+    if said.kind in ("score", "answer"):
         rose = f" (up from {said.previous:g})" if said.previous is not None else ""
-        return f"{said.item} = {value.number:g}{rose}"
+        if said.score is None:
+            return f"{said.item}: {describe_value(value)}"
+        answer = f"{said.answer} ({said.score:g})" if said.answer else f"{said.score:g}"
+        return f"{said.item} = {answer}{rose}"
     if said.kind == "interpretation":
         return "interpretation " + ", ".join(said.interpretation)
     if value.kind == "boolean":
@@ -130,10 +134,38 @@ def template_fields(template: CardTemplate, knowledge: Knowledge, base_url: str)
     return fields
 
 
+def _read_in_part_card(
+    read: ChartReadInPart, template: CardTemplate, knowledge: Knowledge, base_url: str
+) -> dict[str, Any]:
+    wording = knowledge.wording
+    oldest = read.oldest_read.strftime("%Y-%m-%d %H:%M UTC") if read.oldest_read else wording.read_in_part_no_date
+    extent = wording.read_in_part_extent.format(
+        observations=read.observations_read, pages=read.pages_read, oldest=oldest
+    )
+    reason = wording.read_in_part_reasons.get(read.reason, read.reason)
+    return {
+        "uuid": str(uuid.uuid4()),
+        "summary": _summary(template.summary.replace("{read}", extent), []),
+        "detail": template.detail.format(reason=reason).strip(),
+        **template_fields(template, knowledge, base_url),
+        "extension": {
+            EXTENSION_KEY: {
+                "read_in_part": {
+                    "reason": read.reason,
+                    "pages_read": read.pages_read,
+                    "observations_read": read.observations_read,
+                }
+            }
+        },
+    }
+
+
 def render_card(
     decision: Decision, knowledge: Knowledge, base_url: str, patient_id: str, now: datetime
 ) -> dict[str, Any]:
     template: CardTemplate = knowledge.cards[decision.card]
+    if decision.read_in_part is not None:
+        return _read_in_part_card(decision.read_in_part, template, knowledge, base_url)
     window = describe_window(decision.tier.window)
     shown = decision.fired or [_as_fired(e) for e in decision.earlier]
     labels = [knowledge.findings[item.evidence.finding].label for item in shown]

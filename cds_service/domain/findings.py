@@ -1,9 +1,11 @@
-"""Findings: which guide findings each Observation fact asserts, present or absent, with what qualifiers.
+"""Findings: what each Observation fact says about the guide's findings: present, absent or uncertain, with what
+qualifiers, measured on what (for latest-wins).
 
-Recognised patterns (content/recognition.yaml and content/<guide>/findings.yaml say which codes):
-finding as Observation.code with a boolean / present-absent / yes-no value or an interpretation (no value = present);
-Symptoms-IG "Symptom" / "Symptom absent" with the finding as value; numeric scores with cut-offs (NIHSS, GCS, PHQ,
-GAD-7, pain at a body site); FAST and other panels whose items come as components; local/text codings.
+Recognised shapes (content/recognition.yaml, findings.yaml, instruments.yaml, icd10cm-expanded.yaml say which
+codes): a finding as Observation.code, its value saying present / absent / uncertain (domain/presence.py); the
+Symptoms-IG "Symptom" / "Symptom absent" Observation with the finding as value; a scored instrument item or total,
+as a number or an answer code of its list (domain/instruments.py); the FAST panel's components; local codes and
+text, read with their negation, doubt and history cues. A text that names a screen or test is never the finding.
 """
 
 from __future__ import annotations
@@ -13,47 +15,37 @@ import itertools
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 
+from cds_service.domain.evidence import Evidence, Statement
+from cds_service.domain.instruments import evidence_from_item
 from cds_service.domain.observations import Concept, ObservationFact, Value
-from cds_service.knowledge.model import Key, Knowledge, ScoreItem
+from cds_service.domain.presence import Verdict, names_an_instrument, text_verdict, value_presence
+from cds_service.domain.sites import site_of
+from cds_service.knowledge.model import ABSENT, PRESENT, UNCERTAIN, Key, Knowledge
 
-
-@dataclass(frozen=True)
-class Statement:
-    """What a record says about a finding, kept as data: domain/cards.py puts it in words."""
-
-    kind: str  # value | interpretation | symptom | symptom-absent | score | fast-item
-    value: Value
-    interpretation: tuple[str, ...] = ()
-    item: str | None = None  # the score item's display
-    previous: float | None = None  # the score's previous value, when it rose
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """One Observation's statement about one finding."""
-
-    finding: str
-    present: bool
-    when: datetime | None
-    issued: datetime | None
-    reference: str
-    statement: Statement
-    qualifiers: frozenset[str] = frozenset()
-    flags: frozenset[str] = frozenset()
-    score: tuple[str, str, float] | None = None  # (score id, body-site group, value) for "higher than before"
-    severity_recorded: bool = False  # whether the record says anything about severity at all
+__all__ = ["Evidence", "Statement", "evidence_from", "mark_rising_scores", "recognise"]
 
 
 @dataclass(frozen=True)
 class _Context:
-    """What a component inherits from its Observation."""
+    """What an item (the Observation itself or a component) inherits from its Observation."""
 
     fact: ObservationFact
     qualifiers: frozenset[str]
     flags: frozenset[str]
     severity_recorded: bool
+    site: str  # body-site key for latest-wins ("" when none)
+
+
+@dataclass(frozen=True)
+class _Match:
+    """A concept read as a finding: which one, how (code kind), and the text it was found in, if by text."""
+
+    finding: str
+    kind: str  # present | old-deficit | chronic
+    text: str | None = None
+    span: tuple[int, int] | None = None
+    concept: Key | None = None
 
 
 def _flags(fact: ObservationFact, knowledge: Knowledge) -> frozenset[str]:
@@ -67,94 +59,141 @@ def _flags(fact: ObservationFact, knowledge: Knowledge) -> frozenset[str]:
     return frozenset(flags)
 
 
-def _qualifiers(fact: ObservationFact, knowledge: Knowledge) -> frozenset[str]:
+def _qualifiers(fact: ObservationFact, knowledge: Knowledge) -> tuple[frozenset[str], bool]:
+    """Qualifiers from components (onset, trend, course, severity) and interpretation; and whether severity is
+    recorded at all."""
     recognition = knowledge.recognition
     found: set[str] = set()
+    severity_recorded = False
     for component in fact.components:
-        for key in component.code.keys:
-            if key in recognition.qualifier_components and component.value.kind == "concept":
-                name, values = recognition.qualifier_components[key]
-                if values.intersection(component.value.concept.keys):
-                    found.add(name)
+        allowed = frozenset().union(*(recognition.qualifier_components.get(k, ()) for k in component.code.keys))
+        if not allowed:
+            continue
+        severity_recorded |= bool(allowed & {"severe", "not-severe"}) and not component.data_absent
+        for key in component.value.concept.keys:
+            found |= recognition.qualifier_values.get(key, frozenset()) & allowed
     if fact.interpretation & recognition.interpretation_worsening:
         found.add("worsening")
-    if any(knowledge.body_site_groups.get(site) in knowledge.focal_site_groups for site in fact.body_sites):
+    if site_of(fact, knowledge).focal:
         found.add("focal")
-    return frozenset(found)
+    return frozenset(found), severity_recorded or bool(found & {"severe", "not-severe"})
 
 
-def _presence(
-    value: Value, interpretation: frozenset[str], knowledge: Knowledge
-) -> tuple[bool | None, Statement, set[str]]:
-    """Presence asserted by a finding-coded Observation's value: (present?, what it says, extra qualifiers)."""
-    recognition = knowledge.recognition
-    said = Statement("value", value)
-    if value.kind == "boolean":
-        return value.boolean, said, set()
-    if value.kind == "concept":
-        keys = set(value.concept.keys)
-        if keys & recognition.present_values:
-            return True, said, set()
-        if keys & recognition.absent_values:
-            return False, said, set()
-        if keys & recognition.unknown_values:
-            return None, said, set()
-        extra = {name for name, values in recognition.qualifier_components.values() if keys & values}
-        return True, said, extra
-    by_interpretation = Statement("interpretation", value, tuple(sorted(interpretation)))
-    if interpretation & recognition.interpretation_absent:
-        return False, by_interpretation, set()
-    if interpretation & recognition.interpretation_present:
-        return True, by_interpretation, set()
-    return True, said, set()
+def _context(fact: ObservationFact, knowledge: Knowledge) -> _Context:
+    qualifiers, severity_recorded = _qualifiers(fact, knowledge)
+    return _Context(fact, qualifiers, _flags(fact, knowledge), severity_recorded, site_of(fact, knowledge).key)
 
 
-def _finding_for(code: Concept, knowledge: Knowledge) -> str | None:
+def match_concept(code: Concept, knowledge: Knowledge) -> _Match | None:
+    """The finding a concept names: by a listed code, by terminology hierarchy, else by the words of its text."""
     for key in code.keys:
         if finding := knowledge.finding_by_code.get(key):
-            return finding
+            return _Match(finding, "present", concept=key)
+        if finding := knowledge.old_deficit_by_code.get(key):
+            return _Match(finding, "old-deficit", concept=key)
+        lookup = knowledge.code_lookups.get(key[0])
+        if lookup is not None and (found := lookup.lookup(key[1])) is not None:
+            finding, kind = found
+            return _Match(finding, kind, concept=key) if finding and kind != "never" else None
     for text in code.texts:
-        if finding := knowledge.match_text(text):
-            return finding
+        if matched := _match_text(text, knowledge):
+            return matched
     return None
 
 
-def _score_item(code: Concept, knowledge: Knowledge) -> ScoreItem | None:
-    for key in code.keys:
-        if item := knowledge.scores.get(key):
-            return item
+def _match_text(text: str, knowledge: Knowledge) -> _Match | None:
+    if knowledge.text_pattern is None or not knowledge.text_pattern.search(text):
+        return None
+    for finding in knowledge.findings.values():
+        for pattern in finding.text_patterns:
+            if found := pattern.search(text):
+                return _Match(finding.id, "present", text, found.span())
     return None
 
 
-def _site_group(sites: Iterable[Key], knowledge: Knowledge) -> str | None:
-    for site in sites:
-        if group := knowledge.body_site_groups.get(site):
-            return group
-    return None
+def _combine(value: Verdict, words: Verdict | None) -> Verdict:
+    """The value's verdict, overruled by the record's own words when they deny or doubt it."""
+    if words is None or value.presence == ABSENT:
+        return value
+    if words.presence == ABSENT:
+        return words
+    if words.presence == UNCERTAIN or value.presence == UNCERTAIN:
+        return Verdict(UNCERTAIN, value.flag if value.presence == UNCERTAIN else words.flag, value.qualifiers)
+    return Verdict(PRESENT, words.flag or value.flag, value.qualifiers)
 
 
 def _evidence(
     ctx: _Context,
     finding: str,
-    present: bool,
+    verdict: Verdict,
     said: Statement,
+    concept: Key | None,
+    site: str | None = None,
     extra: Iterable[str] = (),
-    score: tuple[str, str, float] | None = None,
 ) -> Evidence:
     fact = ctx.fact
-    qualifiers = ctx.qualifiers | frozenset(extra)
+    qualifiers = ctx.qualifiers | verdict.qualifiers | frozenset(extra)
+    flags = ctx.flags | ({verdict.flag} if verdict.flag else set())
     return Evidence(
         finding,
-        present,
+        verdict.presence,
+        ctx.site if site is None else site,
         fact.when,
         fact.issued,
         fact.reference,
         said,
         qualifiers,
-        ctx.flags,
-        score,
-        severity_recorded=ctx.severity_recorded or score is not None or "severe" in qualifiers,
+        flags,
+        None,
+        severity_recorded=ctx.severity_recorded or bool(qualifiers & {"severe", "not-severe"}),
+        concept=concept,
     )
+
+
+def _from_symptom(
+    ctx: _Context, value: Value, interpretation: frozenset[str], present: bool, knowledge: Knowledge
+) -> list[Evidence]:
+    """HL7 Symptoms IG: code 75325-1 "Symptom" (or 111551-8 "Symptom absent") with the symptom as value."""
+    if value.kind != "concept" or (match := match_concept(value.concept, knowledge)) is None:
+        return []
+    said = Statement("symptom" if present else "symptom-absent", value)
+    if not present:
+        return [_evidence(ctx, match.finding, Verdict(ABSENT), said, match.concept)]
+    words = text_verdict(match.text, match.span, knowledge.recognition) if match.text else None
+    verdict = _combine(_kind_verdict(match), words)
+    if value_presence(Value("none"), interpretation, knowledge.recognition).presence != PRESENT:
+        verdict = value_presence(Value("none"), interpretation, knowledge.recognition)  # "Symptom" + NEG
+    return [_evidence(ctx, match.finding, verdict, said, match.concept)]
+
+
+def _kind_verdict(match: _Match) -> Verdict:
+    if match.kind == "old-deficit":
+        return Verdict(PRESENT, "old-deficit")
+    return Verdict(PRESENT, None, frozenset({"chronic"}) if match.kind == "chronic" else frozenset())
+
+
+def _from_finding_code(
+    ctx: _Context, code: Concept, value: Value, interpretation: frozenset[str], knowledge: Knowledge
+) -> list[Evidence]:
+    match = match_concept(code, knowledge)
+    if match is None:
+        return []
+    recognition = knowledge.recognition
+    verdict = _combine(_kind_verdict(match), None)
+    said_value = value_presence(value, interpretation, recognition)
+    verdict = Verdict(said_value.presence, said_value.flag or verdict.flag, said_value.qualifiers | verdict.qualifiers)
+    if match.text is not None and names_an_instrument(match.text, recognition):
+        # "Delirium screen: negative": a test's name is not the finding; a positive result is only a lead.
+        if verdict.presence == ABSENT:
+            return []
+        verdict = Verdict(UNCERTAIN, "instrument-result", verdict.qualifiers)
+    else:
+        for text in code.texts:
+            span = match.span if text == match.text else None
+            verdict = _combine(verdict, text_verdict(text, span, recognition))
+    kind = "interpretation" if value.kind == "none" and interpretation else "value"
+    said = Statement(kind, value, tuple(sorted(interpretation)))
+    return [_evidence(ctx, match.finding, verdict, said, match.concept)]
 
 
 def _from_item(
@@ -166,57 +205,36 @@ def _from_item(
     recognition = knowledge.recognition
     keys = set(code.keys)
     if recognition.symptom_present in keys or recognition.symptom_absent in keys:
-        finding = _finding_for(value.concept, knowledge) if value.kind == "concept" else None
-        if finding is None:
-            return []
-        present = recognition.symptom_present in keys
-        return [_evidence(ctx, finding, present, Statement("symptom" if present else "symptom-absent", value))]
-    if item := _score_item(code, knowledge):
-        if value.kind != "number" or value.number is None:
-            return []
-        site = _site_group(ctx.fact.body_sites, knowledge)
-        if item.body_sites and site not in item.body_sites:
-            return []
-        extra = {"severe"} if item.severe_when and item.severe_when.holds(value.number) else set()
-        return [
-            _evidence(
-                ctx,
-                item.finding,
-                item.present_when.holds(value.number),
-                Statement("score", value, item=item.code.display),
-                extra,
-                (item.id, site or "", value.number),
-            )
-        ]
-    if finding := _finding_for(code, knowledge):
-        stated, said, extra = _presence(value, interpretation, knowledge)
-        if stated is None:
-            return []
-        return [_evidence(ctx, finding, stated, said, extra)]
-    return []
+        return _from_symptom(ctx, value, interpretation, recognition.symptom_present in keys, knowledge)
+    for key in code.keys:
+        if item := knowledge.scores.get(key):
+            found = evidence_from_item(item, value, ctx.fact, knowledge)
+            if found is None:
+                return []
+            verdict, said, score, extra = found
+            evidence = _evidence(ctx, item.finding, verdict, said, key, item.measures or None, extra)
+            return [dataclasses.replace(evidence, score=score)]
+    return _from_finding_code(ctx, code, value, interpretation, knowledge)
+
+
+def _from_fast(ctx: _Context, fact: ObservationFact, knowledge: Knowledge) -> list[Evidence]:
+    found = []
+    for component in fact.components:
+        key = next((k for k in component.code.keys if k in knowledge.fast_components), None)
+        if key is not None and not component.data_absent:
+            verdict = value_presence(component.value, frozenset(), knowledge.recognition)
+            said = Statement("fast-item", component.value)
+            found.append(_evidence(ctx, knowledge.fast_components[key], verdict, said, key))
+    return found
 
 
 def evidence_from(fact: ObservationFact, knowledge: Knowledge) -> list[Evidence]:
     """Everything one Observation says about the guide's findings."""
-    qualifier_components = knowledge.recognition.qualifier_components
-    severity_recorded = any(
-        qualifier_components.get(key, ("",))[0] == "severe"
-        for component in fact.components
-        for key in component.code.keys
-    )
-    ctx = _Context(fact, _qualifiers(fact, knowledge), _flags(fact, knowledge), severity_recorded)
+    ctx = _context(fact, knowledge)
     found = _from_item(ctx, fact.code, fact.value, fact.interpretation, fact.data_absent, knowledge)
-    is_fast = knowledge.fast_panel is not None and knowledge.fast_panel in fact.code.keys
+    if knowledge.fast_panel is not None and knowledge.fast_panel in fact.code.keys:
+        return found + _from_fast(ctx, fact, knowledge)
     for component in fact.components:
-        if is_fast:
-            finding = next(
-                (knowledge.fast_components[k] for k in component.code.keys if k in knowledge.fast_components), None
-            )
-            if finding and not component.data_absent:
-                present, said, _ = _presence(component.value, frozenset(), knowledge)
-                if present is not None:
-                    found.append(_evidence(ctx, finding, present, dataclasses.replace(said, kind="fast-item")))
-            continue
         found += _from_item(ctx, component.code, component.value, frozenset(), component.data_absent, knowledge)
     return found
 

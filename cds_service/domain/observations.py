@@ -59,6 +59,7 @@ class ObservationFact:
     data_absent: bool
     body_sites: tuple[Key, ...]
     components: tuple[Component, ...]
+    body_site_texts: tuple[str, ...] = ()  # bodySite.text and displays, for a site given in words only
     validation_error: str | None = None
     validated: bool = True  # False: not checked with fhir.resources yet (see validated())
     source: dict[str, Any] | None = field(default=None, compare=False, repr=False)  # the raw JSON, for validated()
@@ -73,6 +74,7 @@ class ObservationFact:
 class SelectionStats:
     received: int = 0
     other_patient: int = 0
+    other_focus: int = 0  # about someone or something else than the patient (Observation.focus)
     ignored_status: int = 0
     not_relevant: int = 0
     did_not_validate: int = 0
@@ -159,7 +161,7 @@ def _validation_problem(raw: dict[str, Any]) -> str | None:
 
 
 def to_fact(raw: dict[str, Any], reference: str, *, validate: bool = True) -> ObservationFact:
-    sites = concept(raw.get("bodySite")).keys
+    sites = concept(raw.get("bodySite"))
     components = tuple(
         Component(concept(_dict(c).get("code")), _value(_dict(c)), "dataAbsentReason" in _dict(c))
         for c in _list(raw.get("component"))
@@ -173,8 +175,9 @@ def to_fact(raw: dict[str, Any], reference: str, *, validate: bool = True) -> Ob
         value=_value(raw),
         interpretation=_interpretation(raw),
         data_absent="dataAbsentReason" in raw,
-        body_sites=sites,
+        body_sites=sites.keys,
         components=components,
+        body_site_texts=sites.texts,
         validation_error=_validation_problem(raw) if validate else None,
         validated=validate,
         source=raw,
@@ -188,6 +191,16 @@ def validated(fact: ObservationFact) -> ObservationFact:
     return dataclasses.replace(fact, validation_error=_validation_problem(fact.source), validated=True)
 
 
+def _about_someone_else(raw: dict[str, Any], own: str, own_suffix: str) -> bool:
+    """Observation.focus names what the record is about when it is not its subject (a relative, a fetus, a
+    device): any focus other than the patient makes the record someone else's."""
+    for focus in _list(raw.get("focus")):
+        reference = _dict(focus).get("reference")
+        if not (isinstance(reference, str) and (reference == own or reference.endswith(own_suffix))):
+            return True
+    return False
+
+
 def select_observations(
     resources: Iterable[Any], patient_id: str, knowledge: Knowledge, *, prefilter: bool = True, validate: bool = True
 ) -> tuple[list[ObservationFact], SelectionStats]:
@@ -199,7 +212,7 @@ def select_observations(
     ignored = knowledge.recognition.ignored_statuses
     facts: list[ObservationFact] = []
     own, own_suffix = f"Patient/{patient_id}", f"/Patient/{patient_id}"
-    relevant, texts = knowledge.relevant_codes, text_matcher(knowledge)
+    relevant, lookups, texts = knowledge.relevant_codes, knowledge.code_lookups, text_matcher(knowledge)
     for index, raw in enumerate(resources):
         if not isinstance(raw, dict) or raw.get("resourceType") != "Observation":
             continue
@@ -209,10 +222,13 @@ def select_observations(
         if not (isinstance(reference, str) and (reference == own or reference.endswith(own_suffix))):
             stats.other_patient += 1
             continue
+        if _about_someone_else(raw, own, own_suffix):
+            stats.other_focus += 1
+            continue
         if _str(raw.get("status")) in ignored:
             stats.ignored_status += 1
             continue
-        if prefilter and not observation_is_relevant(raw, relevant, texts):
+        if prefilter and not observation_is_relevant(raw, relevant, lookups, texts):
             stats.not_relevant += 1
             continue
         reference = f"Observation/{raw['id']}" if _str(raw.get("id")) else f"Observation (entry {index + 1})"

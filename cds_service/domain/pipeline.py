@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from cds_service.domain.cards import render_cards, shown_findings
+from cds_service.domain.coverage import ChartReadInPart
 from cds_service.domain.findings import recognise
 from cds_service.domain.observations import ObservationFact, SelectionStats, select_observations, validated
 from cds_service.domain.triage import Decision, triage
@@ -34,6 +35,7 @@ def evaluate(
     base_url: str,
     *,
     prefilter: bool = True,
+    read_in_part: ChartReadInPart | None = None,
 ) -> Evaluation:
     """Cards for this patient's Observations at `now`.
 
@@ -46,6 +48,16 @@ def evaluate(
     decisions = triage(recognise(facts, knowledge), knowledge, now)
     if prefilter:
         facts, decisions = _validate_shown(facts, decisions, knowledge, now, stats)
+    if read_in_part is not None:
+        card = knowledge.emergency.read_in_part_card
+        decisions.append(
+            Decision(
+                knowledge.tier(knowledge.emergency.tier),
+                card,
+                knowledge.cards[card].indicator,
+                read_in_part=read_in_part,
+            )
+        )
     return Evaluation(render_cards(decisions, knowledge, base_url, patient_id, now), decisions, stats)
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from cds_service.knowledge.model import Key, Knowledge
+from cds_service.knowledge.model import CodeLookup, Key, Knowledge
+
+Lookups = dict[str, CodeLookup]  # by code system
 
 TEXT_CACHE_SIZE = 16384  # distinct texts whose result is kept per worker and pattern; starts over when full
 TEXT_CACHE_MAX_LENGTH = 200  # longer texts (free text, rare) are searched every time and never kept
@@ -42,7 +44,17 @@ class TextMatcher:
         return found
 
 
-def _concept_is_relevant(raw: Any, relevant: frozenset[Key], texts: TextMatcher | None) -> bool:
+def _coding_is_relevant(coding: dict[str, Any], relevant: frozenset[Key], lookups: Lookups) -> bool:
+    system, code = coding.get("system"), coding.get("code")
+    if not (isinstance(system, str) and isinstance(code, str)):
+        return False
+    if (system, code) in relevant:
+        return True
+    lookup = lookups.get(system)
+    return lookup is not None and lookup.lookup(code) is not None
+
+
+def _concept_is_relevant(raw: Any, relevant: frozenset[Key], lookups: Lookups, texts: TextMatcher | None) -> bool:
     """Could findings.py recognise this CodeableConcept, by a coding or by its text or a display?
 
     Written out as plain loops: it runs for every Observation received.
@@ -53,10 +65,8 @@ def _concept_is_relevant(raw: Any, relevant: frozenset[Key], texts: TextMatcher 
     if not isinstance(codings, list):
         codings = ()
     for coding in codings:
-        if isinstance(coding, dict):
-            system, code = coding.get("system"), coding.get("code")
-            if isinstance(system, str) and isinstance(code, str) and (system, code) in relevant:
-                return True
+        if isinstance(coding, dict) and _coding_is_relevant(coding, relevant, lookups):
+            return True
     if texts is None:
         return False
     text = raw.get("text")
@@ -70,13 +80,15 @@ def _concept_is_relevant(raw: Any, relevant: frozenset[Key], texts: TextMatcher 
     return False
 
 
-def observation_is_relevant(raw: dict[str, Any], relevant: frozenset[Key], texts: TextMatcher | None) -> bool:
-    if _concept_is_relevant(raw.get("code"), relevant, texts):
+def observation_is_relevant(
+    raw: dict[str, Any], relevant: frozenset[Key], lookups: Lookups, texts: TextMatcher | None
+) -> bool:
+    if _concept_is_relevant(raw.get("code"), relevant, lookups, texts):
         return True
     components = raw.get("component")
     if isinstance(components, list):
         for component in components:
-            if isinstance(component, dict) and _concept_is_relevant(component.get("code"), relevant, texts):
+            if isinstance(component, dict) and _concept_is_relevant(component.get("code"), relevant, lookups, texts):
                 return True
     return False
 
@@ -91,4 +103,4 @@ def is_relevant(raw: dict[str, Any], knowledge: Knowledge) -> bool:
     findings.py reads findings from Observation.code and from each component.code (a Symptoms-IG "Symptom"
     Observation's value only counts when its code is one of the relevant Symptom codes), by coding and by text.
     """
-    return observation_is_relevant(raw, knowledge.relevant_codes, text_matcher(knowledge))
+    return observation_is_relevant(raw, knowledge.relevant_codes, knowledge.code_lookups, text_matcher(knowledge))

@@ -40,16 +40,35 @@ class ComparisonEntry(Strict):
 
 
 class PresenceEntry(Strict):
-    present = fields.List(fields.Nested(CodeEntry), load_default=list)
-    absent = fields.List(fields.Nested(CodeEntry), load_default=list)
-    unknown_values = fields.List(fields.Nested(CodeEntry), load_default=list, data_key="unknown")  # not Meta.unknown
+    present = fields.List(fields.Nested(CodeEntry), required=True)
+    absent = fields.List(fields.Nested(CodeEntry), required=True)
+    uncertain = fields.List(fields.Nested(CodeEntry), required=True)
+
+
+class ValueStringsEntry(Strict):
+    present = fields.List(fields.String(validate=validate.Length(min=1)), required=True)
+    absent = fields.List(fields.String(validate=validate.Length(min=1)), required=True)
+    uncertain = fields.List(fields.String(validate=validate.Length(min=1)), required=True)
 
 
 class InterpretationEntry(Strict):
     system = fields.String(required=True)
-    present = fields.List(fields.String(), load_default=list)
-    absent = fields.List(fields.String(), load_default=list)
+    present = fields.List(fields.String(), required=True)
+    absent = fields.List(fields.String(), required=True)
+    uncertain = fields.List(fields.String(), required=True)
     worsening = fields.List(fields.String(), load_default=list)
+
+
+_CUES = fields.List(fields.String(validate=validate.Length(min=1)), required=True, validate=validate.Length(min=1))
+
+
+class TextCuesEntry(Strict):
+    negation_before = _CUES
+    negation_after = _CUES
+    uncertainty = _CUES
+    historical = _CUES
+    other_person = _CUES
+    instrument = _CUES
 
 
 class SymptomObservationEntry(Strict):
@@ -57,23 +76,24 @@ class SymptomObservationEntry(Strict):
     absent = fields.Nested(CodeEntry, required=True)
 
 
-class QualifierComponentEntry(Strict):
-    component = fields.Nested(CodeEntry, required=True)
+class QualifierEntry(Strict):
+    components = fields.List(fields.Nested(CodeEntry), required=True, validate=validate.Length(min=1))
     values = fields.List(fields.Nested(CodeEntry), required=True, validate=validate.Length(min=1))
 
 
 class RecognitionFile(Strict):
     systems = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
     presence = fields.Nested(PresenceEntry, required=True)
+    value_strings = fields.Nested(ValueStringsEntry, required=True)
     interpretation = fields.Nested(InterpretationEntry, required=True)
+    text_cues = fields.Nested(TextCuesEntry, required=True)
     symptom_observation = fields.Nested(SymptomObservationEntry, required=True)
-    qualifier_components = fields.Dict(
-        keys=fields.String(validate=validate.OneOf(QUALIFIERS)),
-        values=fields.Nested(QualifierComponentEntry),
-        required=True,
+    qualifiers = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(QUALIFIERS)), values=fields.Nested(QualifierEntry), required=True
     )
     ignored_statuses = fields.List(fields.String(), required=True)
     flagged_statuses = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    future_tolerance = fields.String(required=True, validate=validate.Regexp(WINDOW.pattern, error="must be like 5m"))
 
 
 # ---- content/<guide>/findings.yaml ---------------------------------------------------------------------------
@@ -86,16 +106,7 @@ class FindingEntry(Strict):
     focal = fields.Boolean(load_default=False)
     codes = fields.List(fields.Nested(CodeEntry), load_default=list)
     text_patterns = fields.List(fields.String(), load_default=list)
-    notes = fields.String()
-
-
-class ScoreEntry(Strict):
-    id = fields.String(required=True)
-    code = fields.Nested(CodeEntry, required=True)
-    finding = fields.String(required=True)
-    present_when = fields.Nested(ComparisonEntry, required=True)
-    severe_when = fields.Nested(ComparisonEntry)
-    body_sites = fields.List(fields.String(), load_default=list)
+    old_deficit_codes = fields.List(fields.Nested(CodeEntry), load_default=list)
     notes = fields.String()
 
 
@@ -103,6 +114,40 @@ class BodySiteEntry(Strict):
     id = fields.String(required=True)
     focal = fields.Boolean(load_default=False)
     codes = fields.List(fields.Nested(CodeEntry), required=True, validate=validate.Length(min=1))
+    text_patterns = fields.List(fields.String(), load_default=list)
+
+
+class FindingsFile(Strict):
+    body_sites = fields.List(fields.Nested(BodySiteEntry), load_default=list)
+    findings = fields.List(fields.Nested(FindingEntry), required=True, validate=validate.Length(min=1))
+
+
+# ---- content/<guide>/instruments.yaml ------------------------------------------------------------------------
+
+
+class AnswerEntry(Strict):
+    code = fields.String(required=True, validate=validate.Length(min=1))
+    display = fields.String(required=True)
+    score = fields.Float(required=True, allow_none=True)  # null: the item could not be assessed (e.g. amputation)
+
+
+class AnswerListEntry(Strict):
+    system = fields.String(required=True)
+    source = fields.String(required=True, validate=validate.Length(min=1))
+    answers = fields.List(fields.Nested(AnswerEntry), required=True, validate=validate.Length(min=1))
+
+
+class ItemEntry(Strict):
+    id = fields.String(required=True, validate=ID)
+    code = fields.Nested(CodeEntry, required=True)
+    finding = fields.String(required=True)
+    present_when = fields.Nested(ComparisonEntry, required=True)
+    severe_when = fields.Nested(ComparisonEntry)
+    body_sites = fields.List(fields.String(), load_default=list)
+    answer_list = fields.String()
+    max_score = fields.Float()
+    measures = fields.String(validate=validate.Regexp(r"^[a-z-]+:(left|right|both)?$"))
+    notes = fields.String()
 
 
 class FastComponentEntry(Strict):
@@ -115,10 +160,9 @@ class FastEntry(Strict):
     components = fields.Dict(keys=fields.String(), values=fields.Nested(FastComponentEntry), required=True)
 
 
-class FindingsFile(Strict):
-    body_sites = fields.List(fields.Nested(BodySiteEntry), load_default=list)
-    findings = fields.List(fields.Nested(FindingEntry), required=True, validate=validate.Length(min=1))
-    scores = fields.List(fields.Nested(ScoreEntry), load_default=list)
+class InstrumentsFile(Strict):
+    answer_lists = fields.Dict(keys=fields.String(), values=fields.Nested(AnswerListEntry), load_default=dict)
+    items = fields.List(fields.Nested(ItemEntry), required=True)
     fast = fields.Nested(FastEntry)
 
 
@@ -131,6 +175,8 @@ class TierEntry(Strict):
     window = fields.String(required=True, validate=validate.Regexp(WINDOW.pattern, error="must be like 24h, 14d"))
     card = fields.String(required=True)
     suppressed_by = fields.List(fields.String(), load_default=list)
+    recheck = fields.Boolean(load_default=False)
+    kept_out_by = fields.List(fields.String(validate=validate.OneOf(QUALIFIERS)), load_default=list)
     notes = fields.String()
 
 
@@ -140,6 +186,8 @@ class EmergencyEntry(Strict):
     acute_qualifiers = fields.List(
         fields.String(validate=validate.OneOf(QUALIFIERS)), required=True, validate=validate.Length(min=1)
     )
+    acute_window = fields.String(required=True, validate=validate.Regexp(WINDOW.pattern, error="must be like 72h"))
+    read_in_part_card = fields.String(required=True, validate=ID)
     notes = fields.String()
 
 
@@ -225,8 +273,15 @@ class WhyEntry(Strict):
     beyond_guide = fields.String(required=True, validate=NO_HTML)
 
 
+class ReadInPartEntry(Strict):
+    extent = fields.String(required=True, validate=NO_HTML)
+    no_date = fields.String(required=True, validate=NO_HTML)
+    reasons = fields.Dict(keys=fields.String(), values=fields.String(validate=NO_HTML), required=True)
+
+
 class CommonCardFile(Strict):
     source = fields.Nested(SourceEntry, required=True)
     override_reason_system = fields.String(required=True)
     flags = fields.Dict(keys=fields.String(), values=fields.String(validate=NO_HTML), required=True)
     why = fields.Nested(WhyEntry, required=True)
+    read_in_part = fields.Nested(ReadInPartEntry, required=True)

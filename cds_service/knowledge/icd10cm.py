@@ -50,6 +50,7 @@ class Icd10cmIndex:
     never_fire: frozenset[str]
     chronic: dict[str, str]  # code -> finding it marks as long-standing
     release: str = ""
+    system: str = SYSTEM
 
     def lookup(self, code: str) -> Icd10cmMatch | None:
         key = normalise(code)

@@ -10,10 +10,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 Key = tuple[str, str]  # (system URI, code)
-QUALIFIERS = ("focal", "sudden", "worsening", "severe")
+QUALIFIERS = ("focal", "sudden", "worsening", "severe", "not-severe", "gradual", "chronic")
+PRESENT, ABSENT, UNCERTAIN = "present", "absent", "uncertain"
+PRESENCES = (PRESENT, ABSENT, UNCERTAIN)
 INDICATORS = ("critical", "warning", "info")
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
@@ -21,6 +23,11 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     "<=": operator.le,
 }
+
+
+def normalise_answer(text: str) -> str:
+    """A valueString as the value_strings lists are written: lower case, single spaces, no final punctuation."""
+    return " ".join(text.lower().split()).rstrip(".!;:")
 
 
 @dataclass(frozen=True)
@@ -55,16 +62,42 @@ class Finding:
     focal: bool
     codes: tuple[Code, ...]
     text_patterns: tuple[re.Pattern[str], ...]
+    old_deficit_codes: tuple[Code, ...] = ()  # codes that mean an old, known deficit of this finding (sequelae)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer of an instrument item's answer list: its score, or None when the item could not be assessed."""
+
+    code: Code
+    score: float | None
 
 
 @dataclass(frozen=True)
 class ScoreItem:
+    """An instrument item or total whose value is a score (a number, or an answer code from its answer list)."""
+
     id: str
     code: Code
     finding: str
     present_when: Comparison
     severe_when: Comparison | None
-    body_sites: tuple[str, ...]
+    body_sites: tuple[str, ...]  # empty: any site; else the record must be at one of these body-site groups
+    answers: dict[Key, Answer] = field(default_factory=dict)
+    answer_list: str | None = None  # the LOINC answer list id, as the source of the answers
+    max_score: float | None = None
+    measures: str = ""  # the body part the item examines ("upper-limb:left"); "" when the record's site decides
+
+    def score_of(self, key: Key) -> Answer | None:
+        return self.answers.get(key)
+
+
+@dataclass(frozen=True)
+class BodySiteGroup:
+    id: str
+    focal: bool
+    codes: frozenset[Key]
+    text_pattern: re.Pattern[str] | None  # bodySite.text / display, when no code is known
 
 
 @dataclass(frozen=True)
@@ -74,6 +107,8 @@ class Tier:
     window: timedelta
     card: str
     suppressed_by: tuple[str, ...]
+    recheck: bool = False  # uncertain, old or chronic records of its signs go on the re-check card
+    kept_out_by: frozenset[str] = frozenset()  # qualifiers that keep a record out of this tier (chronic, gradual)
 
 
 @dataclass(frozen=True)
@@ -81,8 +116,10 @@ class EmergencyPolicy:
     """Which tier is the emergency tier, and how its signs that cannot be confirmed as new are shown."""
 
     tier: str
-    recheck_card: str  # an emergency sign that is old and not acute, or whose severity is unknown, goes here
-    acute_qualifiers: frozenset[str]  # an old emergency sign with one of these still fires
+    recheck_card: str  # a sign that cannot be confirmed (uncertain, old, chronic, severity unknown) goes here
+    acute_qualifiers: frozenset[str]  # an emergency sign older than the window with one of these still fires...
+    acute_window: timedelta  # ...as long as it is not older than this (an onset mark ages too)
+    read_in_part_card: str  # the card that says the chart was read only in part
 
 
 @dataclass(frozen=True)
@@ -124,24 +161,40 @@ class CardWording:
     why_rule: str  # {rule}, {origin}
     why_guide_section: str  # {section}
     why_beyond_guide: str  # {source}
+    read_in_part_extent: str  # {observations}, {pages}, {oldest}
+    read_in_part_no_date: str
+    read_in_part_reasons: dict[str, str]  # reason -> words
+
+
+@dataclass(frozen=True)
+class TextCues:
+    """Cue words that change what a text naming a finding says (content/recognition.yaml `text_cues`)."""
+
+    negation_before: re.Pattern[str]  # matched at the end of the text before the finding's words
+    negation_after: re.Pattern[str]  # matched at the start of the text after them
+    negation: re.Pattern[str]  # anywhere: a text that does not name the finding itself ("denies")
+    uncertainty: re.Pattern[str]
+    historical: re.Pattern[str]
+    other_person: re.Pattern[str]
+    instrument: re.Pattern[str]
 
 
 @dataclass(frozen=True)
 class Recognition:
-    """How EHRs say present/absent/sudden/worsening/severe (content/recognition.yaml)."""
+    """How EHRs say present / absent / uncertain and qualify a finding (content/recognition.yaml)."""
 
-    present_values: frozenset[Key]
-    absent_values: frozenset[Key]
-    unknown_values: frozenset[Key]
-    interpretation_system: str
-    interpretation_present: frozenset[str]
-    interpretation_absent: frozenset[str]
+    presence_by_code: dict[Key, str]  # answer code -> PRESENT | ABSENT | UNCERTAIN
+    presence_by_string: dict[str, str]  # normalised valueString -> presence
+    interpretation: dict[str, str]  # v3 interpretation code -> presence
     interpretation_worsening: frozenset[str]
+    cues: TextCues
     symptom_present: Key
     symptom_absent: Key
-    qualifier_components: dict[Key, tuple[str, frozenset[Key]]]  # component code -> (qualifier, values meaning it)
+    qualifier_components: dict[Key, frozenset[str]]  # component code -> the qualifiers its value may carry
+    qualifier_values: dict[Key, frozenset[str]]  # value code -> the qualifiers it means
     ignored_statuses: frozenset[str]
     flagged_statuses: dict[str, str]  # status -> flag
+    future_tolerance: timedelta
 
 
 @dataclass(frozen=True)
@@ -154,14 +207,24 @@ class Guide:
     sections: tuple[dict[str, str], ...]
 
 
+class CodeLookup(Protocol):
+    """A terminology looked up by hierarchy (knowledge/icd10cm.py): what a code of its system means, if anything."""
+
+    @property
+    def system(self) -> str: ...
+
+    def lookup(self, code: str) -> tuple[str | None, str] | None:
+        """(finding id, kind) with kind "present" | "old-deficit" | "chronic" | "never"; None when unknown."""
+        ...
+
+
 @dataclass(frozen=True)
 class Knowledge:
     recognition: Recognition
     guide: Guide
     findings: dict[str, Finding]
     scores: dict[Key, ScoreItem]
-    body_site_groups: dict[Key, str]  # bodySite code -> group id
-    focal_site_groups: frozenset[str]  # groups that make a weakness record focal (one limb, the face)
+    body_sites: tuple[BodySiteGroup, ...]
     fast_panel: Key | None
     fast_components: dict[Key, str]  # FAST component code -> finding id
     tiers: tuple[Tier, ...]
@@ -173,6 +236,8 @@ class Knowledge:
     source_topic: Code | None
     override_reason_system: str
     finding_by_code: dict[Key, str] = field(default_factory=dict)
+    old_deficit_by_code: dict[Key, str] = field(default_factory=dict)  # sequela code -> the finding it is old for
+    code_lookups: dict[str, CodeLookup] = field(default_factory=dict)  # by system: terminologies by hierarchy
     text_pattern: re.Pattern[str] | None = None
     relevant_codes: frozenset[Key] = frozenset()
 
