@@ -12,7 +12,7 @@ from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
 from cds_service.errors import ClientError, operation_outcome
-from cds_service.http import endpoints, guide_page, ops
+from cds_service.http import endpoints, guide_page, ops, viewer
 from cds_service.http.body import json_response
 from cds_service.http.context import attach_runtime
 from cds_service.http.logging_setup import assign_request_id, request_log_fields
@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(endpoints.blueprint)
     app.register_blueprint(guide_page.blueprint)
     app.register_blueprint(ops.blueprint)
+    app.register_blueprint(viewer.blueprint)
     app.before_request(_before)
     app.after_request(_after)
     app.register_error_handler(ClientError, _client_error)
