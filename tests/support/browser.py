@@ -80,3 +80,14 @@ class StaticServer:
         if self.process is not None:
             self.process.terminate()
             self.process.wait(timeout=5)
+
+
+def stored_feedback(database_file: Path) -> list[tuple[str, str, str | None, str | None, str | None]]:
+    """(card uuid, outcome, override system, override code, known card) of every feedback row, oldest first."""
+    import sqlite3
+
+    with sqlite3.connect(database_file) as db:
+        rows = db.execute(
+            "SELECT card_uuid, outcome, override_system, override_code, known_card FROM feedback ORDER BY id"
+        ).fetchall()
+    return [tuple(row) for row in rows]
