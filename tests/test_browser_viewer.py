@@ -96,7 +96,7 @@ def test_a_412_is_shown_as_an_error_never_as_an_all_clear(page: Page) -> None:
     error = page.locator("#call-error")
     expect(error).to_be_visible()
     expect(error).to_contain_text("HTTP 412")
-    expect(error).to_contain_text("fhirServer is not in CDS_ALLOWED_FHIR_SERVERS")
+    expect(error).to_contain_text("fhirServer is not allowed (not in CDS_ALLOWED_FHIR_SERVERS)")
     expect(page.locator("#call-status")).to_contain_text("not an all-clear")
     expect(page.locator("article.card")).to_have_count(0)
     page.locator("#raw summary").click()

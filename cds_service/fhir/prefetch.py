@@ -71,7 +71,7 @@ def _refusal(server: str | None, caller: Caller) -> str | None:
     if caller.issuer is not None and not caller.fhir_server_prefixes:
         return "the token's issuer is set up for prefetch only (fhir_servers: []), so fhirServer is not called back"
     if not is_allowed(server, caller.fhir_server_prefixes):
-        return "fhirServer is not in CDS_ALLOWED_FHIR_SERVERS"
+        return "fhirServer is not allowed (not in CDS_ALLOWED_FHIR_SERVERS)"
     return None
 
 
