@@ -162,7 +162,7 @@ def _hook_request(body: Any, patient: str | None) -> dict[str, Any]:
         if patient and isinstance(body["context"], dict):
             body = {**body, "context": {**body["context"], "patientId": patient}}
         return body
-    raise ValueError("has neither resourceType Bundle nor hook and context: must be a FHIR Bundle or a CDS Hooks request")
+    raise ValueError("is neither a Bundle nor a hook request: must be a FHIR Bundle or a CDS Hooks request")
 
 
 def read_json_file(path: Path) -> Any:
