@@ -109,7 +109,8 @@ def test_without_prefetch_the_service_fetches_and_pages_through_the_fhir_server(
     assert response.status_code == 200, response.text
     cards = response.json()["cards"]
     assert [c["indicator"] for c in cards] == ["critical"]
-    assert "droop-1" in cards[0]["detail"]
+    observations = [f["observation"] for f in cards[0]["extension"]["org.weakness-triage"]["findings"]]
+    assert observations == ["Observation/droop-1"]
     searches = _observation_searches(fhir, before)
     assert len(searches) == 2, searches  # 150 Observations, 100 a page: the droop was on page two
     assert searches[0]["url"].startswith(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cds_service.domain.coverage import ChartReadInPart
@@ -47,53 +47,65 @@ def _summary(template: str, labels: list[str]) -> str:
     return summary if len(summary) <= SUMMARY_LIMIT else summary[: SUMMARY_LIMIT - 1] + "…"
 
 
-def describe_value(value: Value) -> str:
+def describe_value(value: Value, words: CardWording | None = None) -> str:
+    """A record's value in words: "Yes", "No", a coded value's display, a number (EHR text escaped)."""
+    phrases = words.values if words else {}
     if value.kind == "boolean":
-        return f"value {str(value.boolean).lower()}"
+        return phrases.get("yes" if value.boolean else "no", "Yes" if value.boolean else "No")
     if value.kind == "number":
-        return f"value {value.number:g}"
+        return f"{value.number:g}"
     if value.kind == "concept":
         concept = value.concept
-        shown = concept.texts[0] if concept.texts else (concept.keys[0][1] if concept.keys else "coded")
-        return f"value {shown}"
+        shown = concept.texts[0] if concept.texts else None
+        return escape_markdown(shown) if shown else phrases.get("coded", "coded entry")
     if value.kind == "text":
-        return "text value"
-    return "no value"
+        return phrases.get("text", "free-text entry")
+    return phrases.get("none", "no value")
 
 
-def describe_statement(said: Statement) -> str:
-    """What the record says, in the words of a card line."""
-    value = said.value
-    if said.kind == "symptom":
-        return f"Symptom: {describe_value(value)}"
-    if said.kind == "symptom-absent":
-        return f"Symptom absent: {describe_value(value)}"
-    if said.kind in ("score", "answer"):
-        rose = f" (up from {said.previous:g})" if said.previous is not None else ""
-        if said.score is None:
-            return f"{said.item}: {describe_value(value)}"
-        answer = f"{said.answer} ({said.score:g})" if said.answer else f"{said.score:g}"
-        return f"{said.item} = {answer}{rose}"
-    if said.kind == "interpretation":
-        return "interpretation " + ", ".join(said.interpretation)
-    if value.kind == "boolean":
-        text = f"valueBoolean {str(value.boolean).lower()}"
-    else:
-        text = "recorded without a value" if value.kind == "none" else describe_value(value)
-    return f"FAST item: {text}" if said.kind == "fast-item" else text
+def describe_statement(said: Statement, words: CardWording | None = None) -> str:
+    """What the record says, in the words of a card line (cards/common.yaml `statements`)."""
+    templates = words.statements if words else {}
+    kind = said.kind
+    fields: dict[str, Any] = {"value": describe_value(said.value, words), "item": escape_markdown(said.item or "")}
+    score = said.score if said.score is not None else (said.value.number if said.value.kind == "number" else None)
+    if score is not None:
+        fields["score"] = f"{score:g}"
+    if said.max_score is not None:
+        fields["max"] = f"{said.max_score:g}"
+    if said.answer:
+        fields["value"] = escape_markdown(said.answer)
+    if kind == "score" and said.previous is not None:
+        kind, fields["previous"] = "score-rose", f"{said.previous:g}"
+    elif kind in ("score", "answer") and "score" in fields and "max" in fields:
+        kind = f"{kind}-scored"
+    if kind == "interpretation" and words:
+        fields["value"] = ", ".join(words.interpretations.get(code, code) for code in said.interpretation)
+    template = templates.get(kind) or templates.get(said.kind) or templates.get("default") or "{value}"
+    try:
+        return template.format(**fields)
+    except (KeyError, IndexError):
+        return str(fields["value"])
+
+
+def _recorded(item: Evidence, words: CardWording, now: datetime) -> str:
+    if item.when is None:
+        return words.recorded.get("unknown", "time not recorded")
+    date = item.when.astimezone(UTC).strftime("%-d %b %Y %H:%M UTC")
+    return words.recorded.get("when", "{age}").format(age=describe_age(item.when, now), date=date)
 
 
 def _line(item: Evidence, knowledge: Knowledge, now: datetime) -> str:
+    """One finding: the sign in bold, what the record says, how (sudden, severe...), when; flag notes after."""
+    words = knowledge.wording
     label = knowledge.findings[item.finding].label
-    age = describe_age(item.when, now) if item.when else "time not recorded"
-    flag_text = knowledge.wording.flags
-    notes = [flag_text[f] for f in sorted(item.flags) if f in flag_text]
-    qualifiers = [q for q in ("sudden", "worsening", "severe") if q in item.qualifiers]
-    said = describe_statement(item.statement)
-    parts = [f"- **{label}**: {escape_markdown(item.reference)}, {escape_markdown(said)}"]
+    said = describe_statement(item.statement, words)
+    parts = [f"- **{label}**: {said}" if said.lower() != label.lower() else f"- **{label}**"]
+    qualifiers = [words.qualifiers.get(q, q) for q in ("sudden", "worsening", "severe") if q in item.qualifiers]
     if qualifiers:
         parts.append(", ".join(qualifiers))
-    parts.append(age)
+    parts.append(_recorded(item, words, now))
+    notes = [words.flags[f] for f in sorted(item.flags) if f in words.flags]
     text = "; ".join(parts)
     return text + (f" (_{'; '.join(notes)}_)" if notes else "")
 
@@ -170,16 +182,8 @@ def render_card(
     shown = decision.fired or [_as_fired(e) for e in decision.earlier]
     labels = [knowledge.findings[item.evidence.finding].label for item in shown]
 
-    lines = [template.detail.format(window=window).strip(), ""]
-    lines += [_line(item.evidence, knowledge, now) for item in shown]
-    if decision.fired and decision.earlier and template.earlier_heading:
-        lines += ["", f"**{template.earlier_heading.format(window=window)}**", ""]
-        lines += [_line(item, knowledge, now) for item in decision.earlier]
+    lines = _detail_lines(decision, template, knowledge, now, window, shown)
     rules = decision.rules
-    if rules:
-        wording = knowledge.wording
-        lines += ["", wording.why_lead + "; ".join(_rule_reason(rule, wording) for rule in rules) + "."]
-
     extension: dict[str, Any] = {
         "rules": [rule.id for rule in rules],
         "findings": [_finding_entry(item) for item in shown_findings(decision)],
@@ -189,7 +193,7 @@ def render_card(
     card: dict[str, Any] = {
         "uuid": str(uuid.uuid4()),
         "summary": _summary(template.summary, labels),
-        "detail": "\n".join(lines),
+        "detail": "\n".join(lines).strip(),
         **template_fields(template, knowledge, base_url),
         "extension": {EXTENSION_KEY: extension},
     }
@@ -199,14 +203,42 @@ def render_card(
     return card
 
 
-def _rule_reason(rule: Rule, wording: CardWording) -> str:
-    provenance = rule.provenance
-    origin = (
-        wording.why_beyond_guide.format(source=provenance["source"])
-        if provenance.get("beyond_guide")
-        else wording.why_guide_section.format(section=provenance["guide_section"])
-    )
-    return wording.why_rule.format(rule=rule.id, origin=origin)
+def _detail_lines(
+    decision: Decision,
+    template: CardTemplate,
+    knowledge: Knowledge,
+    now: datetime,
+    window: str,
+    shown: list[FiredFinding],
+) -> list[str]:
+    """Intro, the findings under their own lead-in, the actions under theirs, per-finding notes, where it comes from."""
+    words = knowledge.wording
+    sections = words.sections
+    lines = [template.detail.format(window=window).strip(), "", sections.get("findings", ""), ""]
+    lines += [_line(item.evidence, knowledge, now) for item in shown]
+    if decision.fired and decision.earlier and template.earlier_heading:
+        lines += ["", f"**{template.earlier_heading.format(window=window)}**", ""]
+        lines += [_line(item, knowledge, now) for item in decision.earlier]
+    if template.actions:
+        lines += ["", sections.get("actions", ""), "", template.actions.format(window=window).strip()]
+    finding_ids = dict.fromkeys(item.finding for item in shown_findings(decision))
+    notes = [words.finding_notes[f] for f in finding_ids if f in words.finding_notes]
+    if notes:
+        lines += ["", sections.get("notes", ""), "", *(f"- {note.strip()}" for note in dict.fromkeys(notes))]
+    if decision.rules:
+        origins = dict.fromkeys(_rule_origin(rule, knowledge) for rule in decision.rules)
+        lines += ["", words.why_lead + "; ".join(words.why_rule.format(origin=o, rule="") for o in origins) + "."]
+    return lines
+
+
+def _rule_origin(rule: Rule, knowledge: Knowledge) -> str:
+    """Where a rule comes from, in words: the guide section by its title, or the team's safety rule."""
+    wording, provenance = knowledge.wording, rule.provenance
+    if provenance.get("beyond_guide"):
+        return wording.why_beyond_guide.format(source="")
+    section_id = provenance["guide_section"]
+    title = next((s["title"] for s in knowledge.guide.sections if s["id"] == section_id), section_id)
+    return wording.why_guide_section.format(section=title)
 
 
 def _as_fired(item: Evidence) -> FiredFinding:

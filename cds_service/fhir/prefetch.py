@@ -2,7 +2,8 @@
 
 It decides in one place whether the service may call the request's fhirServer back (403 when a verified issuer
 sends a FHIR server not configured for it; 412 when a fetch is needed and not allowed) and that the data is the
-context's patient's.
+context's patient's. An issuer configured with `fhir_servers: []` is prefetch-only: its fhirServer (the CDS Hooks
+sandbox sends one with every call) is never called back and never refused; a call that would need it is a 412.
 
 Per prefetch key (CDS Hooks 2.0.1): present -> use it (a Bundle's `next` pages are fetched with the bearer
 token); null -> the EHR has no data; omitted or an OperationOutcome -> for a key the triage needs (REQUIRED_PREFETCH:
@@ -77,6 +78,7 @@ class FhirAccess:
     token: str | None
     allowed_prefixes: tuple[str, ...]
     max_pages: int
+    refusal: str | None = None  # why fhirServer may not be called back, in words (None: it may)
 
 
 def render_template(template: str, context: dict[str, Any]) -> str:
@@ -136,10 +138,8 @@ def _next_link(bundle: dict[str, Any]) -> str | None:
 
 def _next_link_problem(url: str, access: FhirAccess) -> str | None:
     """Why the service may not follow this `next` link (None when it may): SSRF rules, the token's own server."""
-    if not access.server:
-        return "the request has no fhirServer to read them from"
-    if not is_allowed(access.server, access.allowed_prefixes):
-        return "fhirServer is not on this service's allowed list"
+    if access.refusal or not access.server:
+        return "the request has no fhirServer to read them from" if not access.server else access.refusal
     if origin(url) != origin(access.server) or not is_allowed(url, access.allowed_prefixes):
         return "the next link points outside the allowed FHIR server"
     return None
@@ -167,13 +167,24 @@ def _read_in_part(stop: _Stop, pages_read: int, resources: list[dict[str, Any]])
     )
 
 
+def _refusal(server: str | None, caller: Caller) -> str | None:
+    if not server:
+        return "the request has no fhirServer"
+    if caller.issuer is not None and not caller.fhir_server_prefixes:
+        return "the token's issuer is set up for prefetch only (fhir_servers: []), so fhirServer is not called back"
+    if not is_allowed(server, caller.fhir_server_prefixes):
+        return "fhirServer is not allowed (not in CDS_ALLOWED_FHIR_SERVERS)"
+    return None
+
+
 def fhir_access(hook_request: dict[str, Any], caller: Caller, max_pages: int) -> FhirAccess:
     """Where the service may call back for this request; 403 when a verified issuer may not send this fhirServer."""
     server = hook_request.get("fhirServer")
-    if caller.issuer is not None and server and not is_allowed(server, caller.fhir_server_prefixes):
+    prefixes = caller.fhir_server_prefixes
+    if caller.issuer is not None and prefixes and server and not is_allowed(server, prefixes):
         raise ClientError(403, "this issuer may not send this fhirServer", where="fhirServer", code="forbidden")
     token = hook_request.get("fhirAuthorization", {}).get("access_token")
-    return FhirAccess(server=server, token=token, allowed_prefixes=caller.fhir_server_prefixes, max_pages=max_pages)
+    return FhirAccess(server, token, prefixes, max_pages, _refusal(server, caller))
 
 
 def _check_patient(data: PatientData, patient_id: str) -> None:
@@ -239,10 +250,8 @@ class PrefetchResolver:
         self, key: str, relative_url: str, access: FhirAccess, deadline: float, data: PatientData
     ) -> tuple[str, dict[str, Any]]:
         """(the URL fetched, the resource it gave); 412 when the first page cannot be had."""
-        if not access.server:
-            raise _precondition_failed(key, "no fhirServer in the request")
-        if not is_allowed(access.server, access.allowed_prefixes):
-            raise _precondition_failed(key, "fhirServer is not on this service's allowed list")
+        if access.refusal or not access.server:
+            raise _precondition_failed(key, access.refusal or "the request has no fhirServer")
         url = f"{access.server.rstrip('/')}/{relative_url}"
         if not is_allowed(url, access.allowed_prefixes):  # e.g. a patientId of ".." must not climb out
             raise _precondition_failed(key, "the prefetch URL leaves the allowed FHIR server")

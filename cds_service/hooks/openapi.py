@@ -119,6 +119,7 @@ def _page_and_ops_paths(spec: APISpec) -> None:
             }
         },
     )
+    _viewer_paths(spec)
     for path, summary in [("/healthz", "Liveness"), ("/readyz", "Readiness (content loaded, database reachable)")]:
         spec.path(
             path,
@@ -142,6 +143,42 @@ def _page_and_ops_paths(spec: APISpec) -> None:
                         "description": "OpenAPI 3 document",
                         "content": {"application/yaml": {"schema": {"type": "string"}}},
                     }
+                },
+            }
+        },
+    )
+
+
+def _viewer_paths(spec: APISpec) -> None:
+    html = {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}
+    page = {"summary": "Card viewer: a page that calls the hooks as an EHR does", "responses": {"200": html}}
+    spec.path(
+        "/viewer",
+        operations={"get": page},
+    )
+    spec.path(
+        "/viewer/examples",
+        operations={
+            "get": {
+                "summary": "The example patients (content/examples/index.yaml)",
+                "responses": {
+                    "200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
+                },
+            }
+        },
+    )
+    spec.path(
+        "/viewer/examples/{example_id}",
+        parameters=[{"name": "example_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        operations={
+            "get": {
+                "summary": "One example patient: a FHIR transaction Bundle, its times shifted to now",
+                "responses": {
+                    "200": {
+                        "description": "FHIR R4 transaction Bundle",
+                        "content": {"application/fhir+json": {"schema": {"type": "object"}}},
+                    },
+                    "404": _outcome("No such example patient"),
                 },
             }
         },

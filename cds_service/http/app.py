@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import traceback
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from flask import Flask, Response, g, request
 from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
 from cds_service.errors import ClientError, operation_outcome
-from cds_service.http import endpoints, guide_page, ops
+from cds_service.http import endpoints, guide_page, ops, viewer
 from cds_service.http.body import json_response
 from cds_service.http.context import attach_runtime
 from cds_service.http.logging_setup import assign_request_id, request_log_fields
@@ -75,6 +78,28 @@ def _after(response: Response) -> Response:
     return response
 
 
+CALLED_PATH = "cds.called_path"  # the path as the client sent it: the JWT aud is built from it
+_SLASHES = re.compile("/{2,}")
+
+
+class SlashTolerantHookPaths:
+    """`/cds-services/` and `/cds-services//<id>` reach the same routes as without the extra slashes.
+
+    A tester may give the CDS Hooks sandbox a discovery URL with a trailing slash; the sandbox then calls
+    `<discovery URL>/<id>` and signs a token whose `aud` is that exact URL, so the path is cleaned for routing only.
+    """
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/cds-services") and ("//" in path or path.endswith("/")):
+            environ[CALLED_PATH] = path
+            environ["PATH_INFO"] = _SLASHES.sub("/", path).rstrip("/")
+        return self.app(environ, start_response)
+
+
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
     settings = settings or load_settings()
     app = Flask(__name__)
@@ -92,9 +117,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(endpoints.blueprint)
     app.register_blueprint(guide_page.blueprint)
     app.register_blueprint(ops.blueprint)
+    app.register_blueprint(viewer.blueprint)
     app.before_request(_before)
     app.after_request(_after)
     app.register_error_handler(ClientError, _client_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
+    app.wsgi_app = SlashTolerantHookPaths(app.wsgi_app)  # type: ignore[method-assign]
     return app

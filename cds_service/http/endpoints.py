@@ -27,7 +27,7 @@ CLOCK_HEADER = "X-CDS-Evaluation-Time"
 
 
 def _authenticate(runtime: Runtime) -> Caller:
-    audience = runtime.settings.base_url + request.path
+    audience = runtime.settings.base_url + request.environ.get("cds.called_path", request.path)
     return runtime.authenticator.authenticate(request.headers.get("Authorization"), audience)
 
 

@@ -256,8 +256,9 @@ class CardFile(Strict):
     summary = fields.String(required=True, validate=NO_HTML)
     detail = fields.String(required=True, validate=NO_HTML)
     earlier_heading = fields.String(validate=NO_HTML)
+    actions = fields.String(validate=NO_HTML)
     link = fields.Nested(LinkEntry, required=True)
-    override_reasons = fields.List(fields.Nested(OverrideEntry), load_default=list)
+    override_reasons = fields.List(fields.String(), load_default=list)  # codes declared in cards/common.yaml
     suggestions = fields.List(fields.Nested(SuggestionEntry), load_default=list)
 
 
@@ -279,9 +280,21 @@ class ReadInPartEntry(Strict):
     reasons = fields.Dict(keys=fields.String(), values=fields.String(validate=NO_HTML), required=True)
 
 
+def _phrases(**kwargs: object) -> fields.Dict:
+    return fields.Dict(keys=fields.String(), values=fields.String(validate=NO_HTML), **kwargs)  # type: ignore[arg-type]
+
+
 class CommonCardFile(Strict):
     source = fields.Nested(SourceEntry, required=True)
     override_reason_system = fields.String(required=True)
-    flags = fields.Dict(keys=fields.String(), values=fields.String(validate=NO_HTML), required=True)
+    override_reasons = fields.List(fields.Nested(OverrideEntry), required=True, validate=validate.Length(min=1))
+    flags = _phrases(required=True)
     why = fields.Nested(WhyEntry, required=True)
     read_in_part = fields.Nested(ReadInPartEntry, required=True)
+    values = _phrases(required=True)
+    statements = _phrases(required=True)
+    interpretations = _phrases(load_default=dict)
+    sections = _phrases(required=True)
+    recorded = _phrases(required=True)
+    qualifiers = _phrases(load_default=dict)
+    finding_notes = _phrases(load_default=dict)

@@ -133,9 +133,16 @@ class CardsContent:
 
 
 def load_card_template(
-    doc: YamlDocument, reader: CodeReader, indicator: str | None, section_ids: set[str]
+    doc: YamlDocument,
+    reader: CodeReader,
+    indicator: str | None,
+    section_ids: set[str],
+    reasons: dict[str, str] | None = None,  # override reason code -> display, as declared in cards/common.yaml
 ) -> CardTemplate:
     data = validated(doc, files.CardFile())
+    reasons = reasons or {}
+    if unknown := [i for i, code in enumerate(data["override_reasons"]) if code not in reasons]:
+        raise doc.error(("override_reasons", unknown[0]), "override reason code not declared in common.yaml")
     if indicator is not None and data["indicator"] != indicator:
         raise doc.error(("indicator",), f"its tier has indicator {indicator!r}")
     if data["link"]["section"] not in section_ids:
@@ -154,8 +161,9 @@ def load_card_template(
         data.get("earlier_heading"),
         data["link"]["label"],
         data["link"]["section"],
-        tuple((o["code"], o["display"]) for o in data["override_reasons"]),
+        tuple((code, reasons[code]) for code in data["override_reasons"]),
         suggestions,
+        data.get("actions"),
     )
 
 
@@ -169,22 +177,19 @@ def load_cards(
     indicators: dict[str, str | None] = {t.card: t.indicator for t in tiers}
     indicators.setdefault(emergency.recheck_card, None)
     indicators.setdefault(emergency.read_in_part_card, None)
+    reasons = {entry["code"]: entry["display"] for entry in common["override_reasons"]}
     templates = {
-        name: load_card_template(load_yaml(cards_dir / f"{name}.yaml"), reader, indicator, section_ids)
+        name: load_card_template(load_yaml(cards_dir / f"{name}.yaml"), reader, indicator, section_ids, reasons)
         for name, indicator in indicators.items()
     }
     why = common["why"]
     part = common["read_in_part"]
+    phrases = ("values", "statements", "interpretations", "sections", "recorded", "qualifiers", "finding_notes")
     wording = CardWording(
-        dict(common["flags"]),
-        why["lead"],
-        why["rule"],
-        why["guide_section"],
-        why["beyond_guide"],
-        part["extent"],
-        part["no_date"],
-        dict(part["reasons"]),
-    )
+        dict(common["flags"]), why["lead"], why["rule"], why["guide_section"], why["beyond_guide"],
+        part["extent"], part["no_date"], dict(part["reasons"]),
+        **{name: dict(common[name]) for name in phrases},
+    )  # fmt: skip
     return CardsContent(templates, wording, source["label"], topic, common["override_reason_system"])
 
 

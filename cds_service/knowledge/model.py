@@ -150,6 +150,7 @@ class CardTemplate:
     link_section: str
     override_reasons: tuple[tuple[str, str], ...]  # (code, display)
     suggestions: tuple[Suggestion, ...]
+    actions: str | None = None  # markdown list shown after the findings, under the "what to do" lead-in
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,13 @@ class CardWording:
     read_in_part_extent: str  # {observations}, {pages}, {oldest}
     read_in_part_no_date: str
     read_in_part_reasons: dict[str, str]  # reason -> words
+    values: dict[str, str] = field(default_factory=dict)  # yes, no, none, text, coded: a value in words
+    statements: dict[str, str] = field(default_factory=dict)  # Statement kind -> line text ({value}, {item}, ...)
+    interpretations: dict[str, str] = field(default_factory=dict)  # interpretation code -> word
+    sections: dict[str, str] = field(default_factory=dict)  # findings, actions, earlier: lead-in lines
+    recorded: dict[str, str] = field(default_factory=dict)  # when: "{age}" line parts and "time not recorded"
+    qualifiers: dict[str, str] = field(default_factory=dict)  # qualifier -> word shown on the line
+    finding_notes: dict[str, str] = field(default_factory=dict)  # finding id -> a sentence under the finding list
 
 
 @dataclass(frozen=True)
