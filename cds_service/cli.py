@@ -23,7 +23,9 @@ from cds_service.hooks.response_check import InvalidTemplate, ResponseCheck
 from cds_service.hooks.schemas import HookRequestSchema
 from cds_service.hooks.services import SERVICES, ServiceDefinition
 from cds_service.knowledge.load import load_knowledge
+from cds_service.migrations import SchemaBehind
 from cds_service.settings import Settings, SettingsError, load_settings
+from cds_service.store_commands import add_store_commands
 from cds_service.validation import dotted, first_error
 from cds_service.yaml_source import ContentError
 
@@ -83,14 +85,24 @@ def settle_heap() -> None:
     gc.set_threshold(GC_FIRST_THRESHOLD, *gc.get_threshold()[1:])
 
 
+def prepare_store(settings: Settings) -> None:
+    """Before forking: a SQLite file is created or upgraded; another database must be at the head revision."""
+    from cds_service.repeat_alerts import AcknowledgedTemplate
+    from cds_service.store import Store
+
+    AcknowledgedTemplate.load(settings.cards_dir)  # fail fast, like the content
+    Store(settings.database_url, settings.patient_hash_key).engine.dispose()
+
+
 def serve(args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
 
-    from cds_service.http.app import create_app
     from cds_service.http.logging_setup import configure_logging
+    from cds_service.http.metrics_setup import gunicorn_metrics_hooks
 
     configure_logging()
     settings = load_settings()
+    metrics_hooks = gunicorn_metrics_hooks(settings, args.host)  # before prometheus_client is imported
     knowledge = load_knowledge(settings.content_dir, settings.cards_dir, settings.guide_id)  # fail fast, before forking
     ResponseCheck(knowledge, settings.base_url)
     if settings.auth == "jwt" and settings.trusted_issuers_file is not None:
@@ -98,14 +110,14 @@ def serve(args: argparse.Namespace) -> int:
 
         issuers = load_trusted_issuers(settings.trusted_issuers_file, settings.allow_http_loopback)
         log.info("trusted_issuers_loaded", extra={"issuers": sorted(issuers)})
-    from cds_service.store import Store
+    prepare_store(settings)
+    from cds_service.http.app import create_app
 
-    Store(settings.database_url, settings.patient_hash_key).engine.dispose()  # schema made once, before forking
     workers, threads = worker_counts(args.workers, args.threads)
     if settings.auth == "off":
         log.warning("authentication_off", extra={"detail": "CDS_AUTH=off: every caller is trusted; demo only"})
     sys.stderr.write(_banner(settings, args.host, args.port, workers))
-    options = gunicorn_options(args.host, args.port, workers, threads)
+    options = {**gunicorn_options(args.host, args.port, workers, threads), **metrics_hooks}
 
     class Server(BaseApplication):
         def load_config(self) -> None:
@@ -239,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=check_content)
     p = commands.add_parser("openapi", help="print the OpenAPI document generated from the schemas")
     p.set_defaults(run=print_openapi)
+    add_store_commands(commands)
     return parser
 
 
@@ -246,6 +259,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except (ContentError, InvalidTemplate, SettingsError) as exc:
+    except (ContentError, InvalidTemplate, SettingsError, SchemaBehind) as exc:
         sys.stderr.write(f"cds-service: {exc}\n")
         return 2

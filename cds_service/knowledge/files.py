@@ -131,6 +131,8 @@ class TierEntry(Strict):
     window = fields.String(required=True, validate=validate.Regexp(WINDOW.pattern, error="must be like 24h, 14d"))
     card = fields.String(required=True)
     suppressed_by = fields.List(fields.String(), load_default=list)
+    # After a clinician overrides this tier's card, the same evidence shows as a short info line for this long.
+    repeat_quiet = fields.String(validate=validate.Regexp(WINDOW.pattern, error="must be like 12h, 7d"))
     notes = fields.String()
 
 

@@ -220,7 +220,15 @@ def _window(text: str) -> timedelta:
 
 def _tiers(doc: YamlDocument, entries: list[dict[str, Any]]) -> tuple[Tier, ...]:
     tiers = tuple(
-        Tier(e["id"], e["indicator"], _window(e["window"]), e["card"], tuple(e["suppressed_by"])) for e in entries
+        Tier(
+            e["id"],
+            e["indicator"],
+            _window(e["window"]),
+            e["card"],
+            tuple(e["suppressed_by"]),
+            _window(e["repeat_quiet"]) if "repeat_quiet" in e else None,
+        )
+        for e in entries
     )
     tier_ids = {t.id for t in tiers}
     for i, tier in enumerate(tiers):

@@ -74,6 +74,7 @@ class Tier:
     window: timedelta
     card: str
     suppressed_by: tuple[str, ...]
+    repeat_quiet: timedelta | None = None  # repeat_alerts.py: an overridden card comes back as an info line
 
 
 @dataclass(frozen=True)
