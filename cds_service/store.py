@@ -24,6 +24,7 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -93,7 +94,9 @@ class FeedbackRecord(Base):
     override_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     outcome_timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    dedupe_key: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)  # the same item posted twice
+    dedupe_key: Mapped[str | None] = mapped_column(String(64), nullable=True)  # equal for the same item posted twice
+
+    __table_args__ = (Index("ux_feedback_dedupe_key", "dedupe_key", unique=True),)
 
 
 class Acknowledgement(Base):
@@ -241,7 +244,9 @@ class Store:
     def _insert_or_ignore(self, session: Session, model: type[Base], values: dict[str, Any], key: str) -> bool:
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         statement = dialect.insert(model).values(**values).on_conflict_do_nothing(index_elements=[key])
-        return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]  # a CursorResult
+        # RETURNING says whether the row went in (psycopg reports no rowcount for this statement)
+        inserted = session.connection().execute(statement.returning(model.__table__.c[key]))
+        return inserted.first() is not None
 
     def _insert_feedback(
         self, session: Session, service_id: str, item: dict[str, Any], card: IssuedCard | None, received: datetime
