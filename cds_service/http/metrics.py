@@ -98,6 +98,8 @@ def count_answer(cards: list[dict[str, Any]], log_fields: dict[str, Any]) -> Non
         rules = card.get("extension", {}).get("org.weakness-triage", {}).get("rules") or ["(none)"]
         for rule in rules:
             CARDS.labels(card["indicator"], rule).inc()
+    for tier in log_fields.get("quieted", ()):
+        REPEATS_QUIETED.labels(tier).inc()
     if log_fields.get("fetched"):
         FHIR_SECONDS.observe(log_fields.get("fhir_ms", 0.0) / 1000)
 
