@@ -6,7 +6,6 @@ import argparse
 import gc
 import json
 import logging
-import os
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -47,11 +46,13 @@ def _banner(settings: Settings, host: str, port: int, workers: int) -> str:
 
 
 def worker_counts(workers: int = 0, threads: int = 0) -> tuple[int, int]:
-    """Workers and threads per worker: the flag, else CDS_WORKERS / CDS_THREADS, else the CPU count (min 2) and 1."""
+    """Workers and threads per worker: the flag, else CDS_WORKERS / CDS_THREADS, else the CPUs this process may use
+    (the container's CPU limit, cpu_limit.py; min 2) and 1."""
+    from cds_service.cpu_limit import available_cpus
     from cds_service.settings import server_counts
 
     env_workers, env_threads = server_counts() if not (workers and threads) else (0, 0)
-    return workers or env_workers or max(2, os.cpu_count() or 2), threads or env_threads or 1
+    return workers or env_workers or max(2, available_cpus()), threads or env_threads or 1
 
 
 def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict[str, Any]:
@@ -102,7 +103,6 @@ def serve(args: argparse.Namespace) -> int:
 
     configure_logging()
     settings = load_settings()
-    metrics_hooks = gunicorn_metrics_hooks(settings, args.host)  # before prometheus_client is imported
     knowledge = load_knowledge(settings.content_dir, settings.cards_dir, settings.guide_id)  # fail fast, before forking
     ResponseCheck(knowledge, settings.base_url)
     if settings.auth == "jwt" and settings.trusted_issuers_file is not None:
@@ -111,6 +111,7 @@ def serve(args: argparse.Namespace) -> int:
         issuers = load_trusted_issuers(settings.trusted_issuers_file, settings.allow_http_loopback)
         log.info("trusted_issuers_loaded", extra={"issuers": sorted(issuers)})
     prepare_store(settings)
+    metrics_hooks = gunicorn_metrics_hooks(settings, args.host)  # before prometheus_client is imported
     from cds_service.http.app import create_app
 
     workers, threads = worker_counts(args.workers, args.threads)

@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "caller": 0,
     "validation": 0,
     "yaml_source": 0,
+    "cpu_limit": 0,
     "knowledge": 1,
     "domain": 2,
     "fhir": 3,
