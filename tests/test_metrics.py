@@ -3,19 +3,23 @@ refusals counted by class; the labels stay bounded sets."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import requests
 
+from cds_service.http.app import create_app
 from cds_service.http.metrics import fhir_failure_kind, jwt_failure_class
 from cds_service.security.auth import AuthFailure, Failure
+from cds_service.settings import Settings
 from tests.support.fhir_server import free_port
 from tests.support.requests_factory import PATIENT_VIEW, hook_request
 from tests.support.service_server import ServiceServer
 
 
-def test_metrics_off_has_no_route() -> None:
-    with ServiceServer(env={"CDS_METRICS": "off"}, workers=1) as server:
-        assert requests.get(server.base_url + "/metrics", timeout=5).status_code == 404
-        assert requests.get(server.base_url + "/healthz", timeout=5).status_code == 200
+def test_metrics_off_has_no_route(tmp_path: Path) -> None:
+    for mode, status in (("off", 404), ("on", 200)):
+        app = create_app(Settings(auth="off", database_url=f"sqlite:///{tmp_path}/cds.db", metrics=mode))
+        assert app.test_client().get("/metrics").status_code == status
 
 
 def test_metrics_on_their_own_port_count_fhir_failures_by_kind() -> None:

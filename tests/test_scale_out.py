@@ -12,6 +12,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,41 +53,38 @@ class Pair:
         return requests.post(server.base_url + path, json=body, headers=headers, timeout=15)
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    folder = tmp_path_factory.mktemp("scale-out")
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_two_server_processes_share_one_database(kind: str, tmp_path: Path) -> None:
+    """One test per database (server starts are the cost); each step is a claim of the module docstring."""
+    with _pair(kind, tmp_path) as pair:
+        a_jti_used_on_a_is_refused_on_b(pair)
+        an_override_on_a_quiets_the_repeat_on_b_until_new_evidence(pair)
+        feedback_for_a_card_of_a_posted_to_b_is_counted_by_the_report(pair)
+        metrics_add_up_every_worker_of_a(pair)
+
+
+@contextmanager
+def _pair(kind: str, folder: Path) -> Iterator[Pair]:
     key = jwt_kit.ec_key("ehr-es384")
-    issuers = jwt_kit.write_issuers(
-        folder / "issuers.yaml",
-        [{"iss": EHR, "jwks": jwt_kit.jwks(key), "fhir_servers": ["https://fhir.hospital.example/r4"]}],
-    )
-    with _database(request.param, folder) as url:
+    issuer = {"iss": EHR, "jwks": jwt_kit.jwks(key), "fhir_servers": ["https://fhir.hospital.example/r4"]}
+    issuers = jwt_kit.write_issuers(folder / "issuers.yaml", [issuer])
+    with _database(kind, folder) as url:
         env = {"CDS_AUTH": "jwt", "CDS_TRUSTED_ISSUERS": str(issuers), "CDS_PUBLIC_URL": PUBLIC_URL}
         env["CDS_DATABASE_URL"] = url
         with ServiceServer(env=env, workers=2) as a, ServiceServer(env=env, workers=1) as b:  # one after the other
             yield Pair(a, b, key, url)
 
 
-def _database(kind: str, folder: Path) -> Any:
+@contextmanager
+def _database(kind: str, folder: Path) -> Iterator[str]:
     if kind == "sqlite":
-        from contextlib import nullcontext
-
-        return nullcontext(f"sqlite:///{folder}/shared.db")  # created and upgraded by A, found at head by B
-    return _migrated_postgresql()
-
-
-def _migrated_postgresql() -> Any:
-    from contextlib import contextmanager
-
-    @contextmanager
-    def migrated() -> Iterator[str]:
-        with fresh_database() as url:
-            engine = make_engine(url)
-            upgrade(engine)  # the migration step (compose `migrate`, the Kubernetes Job)
-            engine.dispose()
-            yield url
-
-    return migrated()
+        yield f"sqlite:///{folder}/shared.db"  # created and upgraded by A, found at head by B
+        return
+    with fresh_database() as url:
+        engine = make_engine(url)
+        upgrade(engine)  # the migration step (compose `migrate`, the Kubernetes Job)
+        engine.dispose()
+        yield url
 
 
 def _facial_droop(patient: str, obs_id: str) -> dict[str, Any]:
@@ -107,7 +105,7 @@ def _cards(response: requests.Response) -> list[dict[str, Any]]:
     return cards
 
 
-def test_a_jti_used_on_a_is_refused_on_b(pair: Pair) -> None:
+def a_jti_used_on_a_is_refused_on_b(pair: Pair) -> None:
     token = jwt_kit.sign(pair.key, jwt_kit.claims(EHR, PUBLIC_URL + "/cds-services"))
     assert requests.get(pair.a.base_url + "/cds-services", headers={"Authorization": f"Bearer {token}"}, timeout=5).ok
     replay = requests.get(pair.b.base_url + "/cds-services", headers={"Authorization": f"Bearer {token}"}, timeout=5)
@@ -115,7 +113,7 @@ def test_a_jti_used_on_a_is_refused_on_b(pair: Pair) -> None:
     assert 'cds_jwt_refusals_total{failure="token_already_used"} 1.0' in _metrics(pair.b)
 
 
-def test_an_override_on_a_quiets_the_repeat_on_b_until_new_evidence(pair: Pair) -> None:
+def an_override_on_a_quiets_the_repeat_on_b_until_new_evidence(pair: Pair) -> None:
     patient = f"pat-{uuid.uuid4().hex[:8]}"
     droop = _facial_droop(patient, f"obs-{uuid.uuid4().hex[:8]}")
     [card] = _cards(pair.post(pair.a, PATH, hook_request(patient, [droop])))
@@ -143,7 +141,7 @@ def test_an_override_on_a_quiets_the_repeat_on_b_until_new_evidence(pair: Pair) 
     assert 'cds_repeat_alerts_quieted_total{tier="emergency"} 1.0' in _metrics(pair.b)
 
 
-def test_feedback_for_a_card_of_a_posted_to_b_is_counted_by_the_report(pair: Pair) -> None:
+def feedback_for_a_card_of_a_posted_to_b_is_counted_by_the_report(pair: Pair) -> None:
     patient = f"pat-{uuid.uuid4().hex[:8]}"
     [card] = _cards(pair.post(pair.a, PATH, hook_request(patient, [_limb_weakness(patient)])))
     feedback = {
@@ -167,7 +165,7 @@ def test_feedback_for_a_card_of_a_posted_to_b_is_counted_by_the_report(pair: Pai
     assert 'cds_feedback_total{outcome="overridden",stored="duplicate"} 1.0' in _metrics(pair.b)
 
 
-def test_metrics_add_up_every_worker_of_a(pair: Pair) -> None:
+def metrics_add_up_every_worker_of_a(pair: Pair) -> None:
     before = _hook_calls(_metrics(pair.a))
     calls = 8
     for _ in range(calls):
