@@ -12,7 +12,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from cds_service.domain.fhir_time import describe_age
 from cds_service.domain.triage import Decision
 from cds_service.hooks.schemas import CardSchema
 from cds_service.knowledge.model import Knowledge
-from cds_service.store import Acknowledgement, Store
+from cds_service.store import Acknowledgement, Store, aware
 from cds_service.yaml_source import load_yaml
 
 TEMPLATE_FILE = "acknowledged.yaml"
@@ -84,11 +84,12 @@ class RepeatAlerts:
         for index, (decision, key) in enumerate(zip(result.decisions, keys, strict=True)):
             window = self.windows.get(decision.tier.id)
             ack = acknowledged.get((decision.tier.id, key))
-            if window is None or ack is None or now - _aware(ack.overridden_at) > window:
+            if window is None or ack is None or now - aware(ack.overridden_at) > window:
                 continue
             cards[index] = self._info_line(cards[index], decision, ack, now)
-            rows[index] = replace(rows[index], uuid=cards[index]["uuid"], indicator="info", tier=ACKNOWLEDGED_TIER)
-            rows[index] = replace(rows[index], evidence_key=None)  # overriding the info line acknowledges nothing new
+            # the info line's own row: overriding it acknowledges nothing new (no evidence key)
+            row = replace(rows[index], uuid=cards[index]["uuid"], indicator="info", tier=ACKNOWLEDGED_TIER)
+            rows[index] = replace(row, evidence_key=None)
             quieted.append(decision.tier.id)
         if not quieted:
             return replace(result, card_rows=rows)
@@ -100,7 +101,7 @@ class RepeatAlerts:
     ) -> dict[str, Any]:
         template = self.knowledge.cards[decision.card]
         reasons = dict(template.override_reasons)
-        age = describe_age(_aware(ack.overridden_at), now).removeprefix("recorded ").removesuffix(" ago")
+        age = describe_age(aware(ack.overridden_at), now).removeprefix("recorded ").removesuffix(" ago")
         labels = [self.knowledge.findings[item.finding].label for item in shown_findings(decision)]
         values = {
             "age": age,
@@ -115,7 +116,7 @@ class RepeatAlerts:
             **card["extension"][EXTENSION_KEY],
             "acknowledged": {
                 "card": ack.card_uuid,
-                "overriddenAt": _aware(ack.overridden_at).isoformat(),
+                "overriddenAt": aware(ack.overridden_at).isoformat(),
                 "reason": ack.reason_code,
             },
         }
@@ -131,7 +132,3 @@ class RepeatAlerts:
         if errors := self._card_schema.validate(line):
             raise InvalidResponse(f"the acknowledged card breaks the CDS Hooks card schema: {errors}")
         return line
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

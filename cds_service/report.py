@@ -13,12 +13,12 @@ import json
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 
-from cds_service.store import FeedbackRecord, IssuedCard, Store
+from cds_service.store import FeedbackRecord, IssuedCard, Store, aware
 
 NO_RULE = "(no rule)"  # a re-check card lists findings without a firing rule
 
@@ -57,10 +57,6 @@ class _Tally:
     comments: list[str] = field(default_factory=list)
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _in_period(column: Any, since: datetime | None, until: datetime | None) -> list[Any]:
     return [condition for condition in (since and column >= since, until and column < until) if condition is not None]
 
@@ -79,7 +75,7 @@ def build_report(
         )
         for uuid, service, tier, rules, patient_hash, at in cards:
             keys = [(service, tier, rule) for rule in (rules or [NO_RULE])]
-            card_keys[uuid], issued_at[uuid] = keys, _aware(at)
+            card_keys[uuid], issued_at[uuid] = keys, aware(at)
             for key in keys:
                 tallies[key].issued += 1
                 tallies[key].patients.add(patient_hash)
@@ -108,7 +104,7 @@ def _count_feedback(
     tallies: dict[tuple[str, str, str], _Tally],
     comments: bool,
 ) -> None:
-    minutes = (_aware(item.outcome_timestamp) - issued).total_seconds() / 60
+    minutes = (aware(item.outcome_timestamp) - issued).total_seconds() / 60
     for key in keys:
         tally = tallies[key]
         tally.outcomes[item.outcome] += 1

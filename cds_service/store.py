@@ -160,7 +160,7 @@ def make_engine(database_url: str) -> Engine:
     return create_engine(database_url, pool_pre_ping=True)
 
 
-def _aware(moment: datetime) -> datetime:
+def aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite gives DateTime back without a zone
 
 
@@ -171,7 +171,7 @@ def feedback_dedupe_key(service_id: str, item: dict[str, Any]) -> str:
         service_id,
         item["card"],
         item["outcome"],
-        _aware(item["outcomeTimestamp"]).isoformat(),
+        aware(item["outcomeTimestamp"]).isoformat(),
         coding.get("system"),
         coding.get("code"),
         sorted(s["id"] for s in item.get("acceptedSuggestions", [])),
@@ -288,7 +288,7 @@ class Store:
                 .where(Acknowledgement.patient_hash == self.patient_hash(patient_id))
                 .order_by(Acknowledgement.overridden_at.desc())
             ).scalars()
-            return [ack for ack in found if _aware(ack.overridden_at) >= since]
+            return [ack for ack in found if aware(ack.overridden_at) >= since]
 
     def claim_token_id(self, issuer: str, jti: str, expires_at: int) -> bool:
         """Record a token id as used until `expires_at`; False when it was already used and has not expired."""
