@@ -25,7 +25,9 @@ from cds_service.hooks.response_check import InvalidTemplate, ResponseCheck
 from cds_service.hooks.schemas import HookRequestSchema
 from cds_service.hooks.services import SERVICES, ServiceDefinition
 from cds_service.knowledge.load import load_knowledge
+from cds_service.migrations import SchemaBehind
 from cds_service.settings import ENV_NAMES, Settings, SettingsError, load_settings
+from cds_service.store_commands import add_store_commands
 from cds_service.validation import dotted, first_error
 from cds_service.yaml_source import ContentError
 
@@ -47,11 +49,13 @@ def _banner(settings: Settings, host: str, port: int, workers: int) -> str:
 
 
 def worker_counts(workers: int = 0, threads: int = 0) -> tuple[int, int]:
-    """Workers and threads per worker: the flag, else CDS_WORKERS / CDS_THREADS, else the CPU count (min 2) and 1."""
+    """Workers and threads per worker: the flag, else CDS_WORKERS / CDS_THREADS, else the CPUs this process may use
+    (the container's CPU limit, cpu_limit.py; min 2) and 1."""
+    from cds_service.cpu_limit import available_cpus
     from cds_service.settings import server_counts
 
     env_workers, env_threads = server_counts() if not (workers and threads) else (0, 0)
-    return workers or env_workers or max(2, os.cpu_count() or 2), threads or env_threads or 1
+    return workers or env_workers or max(2, available_cpus()), threads or env_threads or 1
 
 
 def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict[str, Any]:
@@ -93,11 +97,20 @@ def _with_bound_public_url(env: Any, host: str, port: int) -> dict[str, str]:
     return {**env, "CDS_PUBLIC_URL": f"http://{shown}:{port}"}
 
 
+def prepare_store(settings: Settings) -> None:
+    """Before forking: a SQLite file is created or upgraded; another database must be at the head revision."""
+    from cds_service.repeat_alerts import AcknowledgedTemplate
+    from cds_service.store import Store
+
+    AcknowledgedTemplate.load(settings.cards_dir)  # fail fast, like the content
+    Store(settings.database_url, settings.patient_hash_key).engine.dispose()
+
+
 def serve(args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
 
-    from cds_service.http.app import create_app
     from cds_service.http.logging_setup import configure_logging
+    from cds_service.http.metrics_setup import gunicorn_metrics_hooks
 
     configure_logging()
     settings = load_settings(_with_bound_public_url(os.environ, args.host, args.port))
@@ -108,14 +121,15 @@ def serve(args: argparse.Namespace) -> int:
 
         issuers = load_trusted_issuers(settings.trusted_issuers_file, settings.allow_http_loopback)
         log.info("trusted_issuers_loaded", extra={"issuers": sorted(issuers)})
-    from cds_service.store import Store
+    prepare_store(settings)
+    metrics_hooks = gunicorn_metrics_hooks(settings, args.host)  # before prometheus_client is imported
+    from cds_service.http.app import create_app
 
-    Store(settings.database_url, settings.patient_hash_key).engine.dispose()  # schema made once, before forking
     workers, threads = worker_counts(args.workers, args.threads)
     if settings.auth == "off":
         log.warning("authentication_off", extra={"detail": "CDS_AUTH=off: every caller is trusted; demo only"})
     sys.stderr.write(_banner(settings, args.host, args.port, workers))
-    options = gunicorn_options(args.host, args.port, workers, threads)
+    options = {**gunicorn_options(args.host, args.port, workers, threads), **metrics_hooks}
 
     class Server(BaseApplication):
         def load_config(self) -> None:
@@ -369,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("openapi", help="print the OpenAPI document generated from the schemas")
     p.set_defaults(run=print_openapi)
     _examples_parser(commands)
+    add_store_commands(commands)
     return parser
 
 
@@ -376,6 +391,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except (ContentError, InvalidTemplate, SettingsError) as exc:
+    except (ContentError, InvalidTemplate, SettingsError, SchemaBehind) as exc:
         sys.stderr.write(f"cds-service: {exc}\n")
         return 2

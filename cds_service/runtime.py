@@ -47,7 +47,9 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
-        store = Store(settings.database_url, settings.patient_hash_key)
+        store = Store(
+            settings.database_url, settings.patient_hash_key, store_override_comments=settings.store_override_comments
+        )
         return cls(Engine.build(settings), store, Authenticator(settings, store))
 
     @property

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     allow_clock_header: bool = False
     workers: int = 0  # gunicorn workers; 0: the CPU count (min 2)
     threads: int = 0  # threads per worker; 0: 1
+    store_override_comments: bool = False  # clinician free text, may hold patient details: kept only when "1"
+    metrics: str = "on"  # CDS_METRICS: on (GET /metrics on the service port), off, or a port of its own
 
     @property
     def base_url(self) -> str:
@@ -132,7 +134,19 @@ class Settings(BaseSettings):
     def _optional_path(cls, value: Any) -> Any:
         return (value.strip() or None) if isinstance(value, str) else value
 
-    @field_validator("allow_http_loopback", "allow_clock_header", mode="before")
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metrics(cls, value: Any) -> Any:
+        mode = value.strip().lower() if isinstance(value, str) else value
+        if mode in ("on", "off") or (isinstance(mode, str) and mode.isdigit() and 0 < int(mode) < 65536):
+            return mode
+        raise SettingsError(f"CDS_METRICS must be on, off or a port number (1-65535), got {value!r}")
+
+    @property
+    def metrics_port(self) -> int | None:
+        return int(self.metrics) if self.metrics.isdigit() else None
+
+    @field_validator("allow_http_loopback", "allow_clock_header", "store_override_comments", mode="before")
     @classmethod
     def _flag(cls, value: Any) -> Any:
         return value == "1" if isinstance(value, str) else value  # only "1" switches a flag on, as always

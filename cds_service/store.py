@@ -3,16 +3,19 @@ JWT ids already accepted (replay cache shared by every worker and server process
 
 Patient ids are stored only as an HMAC keyed with a secret the store keeps (or CDS_PATIENT_HASH_KEY), so feedback
 can be joined to cards and cards grouped by patient without the store holding an identifier.
+
+The schema is versioned by cds_service/migrations (Alembic); these models mirror its head revision.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -31,9 +35,12 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from cds_service.migrations import ensure_schema
 
 
 class Base(DeclarativeBase):
@@ -52,6 +59,7 @@ class IssuedCardRow:
     rules: list[str]
     findings: list[str]
     issued_at: datetime
+    evidence_key: str | None = None  # repeat_alerts.evidence_key: the tier and what each shown Observation said
 
 
 class IssuedCard(Base):
@@ -69,6 +77,7 @@ class IssuedCard(Base):
     findings: Mapped[list[str]] = mapped_column(JSON)
     patient_hash: Mapped[str] = mapped_column(String(64))
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    evidence_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class FeedbackRecord(Base):
@@ -85,6 +94,33 @@ class FeedbackRecord(Base):
     override_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     outcome_timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    dedupe_key: Mapped[str | None] = mapped_column(String(64), nullable=True)  # equal for the same item posted twice
+
+    __table_args__ = (Index("ux_feedback_dedupe_key", "dedupe_key", unique=True),)
+
+
+class Acknowledgement(Base):
+    """A card a clinician overrode, by patient and evidence: the next chart open shows it as a short info line."""
+
+    __tablename__ = "acknowledgements"
+
+    card_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    patient_hash: Mapped[str] = mapped_column(String(64), index=True)
+    tier: Mapped[str] = mapped_column(String(40))
+    evidence_key: Mapped[str] = mapped_column(String(64))
+    reason_code: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    overridden_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+@dataclass(frozen=True)
+class FeedbackStored:
+    """What one feedback request did: items for cards we issued, for unknown cards, and items seen before."""
+
+    known: int
+    unknown: int
+    duplicate: int
+    fresh: tuple[bool, ...]  # per item: stored now (False: the same item was stored before)
 
 
 class Secret(Base):
@@ -124,10 +160,32 @@ def make_engine(database_url: str) -> Engine:
     return create_engine(database_url, pool_pre_ping=True)
 
 
+def aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite gives DateTime back without a zone
+
+
+def feedback_dedupe_key(service_id: str, item: dict[str, Any]) -> str:
+    """Equal for the same feedback posted twice (an EHR retrying), different for a new outcome or time."""
+    coding = item.get("overrideReason", {}).get("reason", {})
+    parts = [
+        service_id,
+        item["card"],
+        item["outcome"],
+        aware(item["outcomeTimestamp"]).isoformat(),
+        coding.get("system"),
+        coding.get("code"),
+        sorted(s["id"] for s in item.get("acceptedSuggestions", [])),
+    ]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
 class Store:
-    def __init__(self, database_url: str, patient_hash_key: str | None = None) -> None:
+    def __init__(
+        self, database_url: str, patient_hash_key: str | None = None, *, store_override_comments: bool = False
+    ) -> None:
         self.engine = make_engine(database_url)
-        Base.metadata.create_all(self.engine)
+        ensure_schema(self.engine)  # SQLite: upgraded here; PostgreSQL: SchemaBehind unless `db upgrade` ran
+        self.store_override_comments = store_override_comments  # clinician free text: may name the patient
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._hash_key = (patient_hash_key or self._stored_secret("patient_hash_key")).encode()
         self._next_prune = 0.0
@@ -163,30 +221,74 @@ class Store:
         with self.engine.begin() as connection:  # from the pool: pre-pinged on PostgreSQL, so a restart costs no call
             connection.execute(_INSERT_ISSUED_CARDS, rows)
 
-    def record_feedback(self, service_id: str, items: list[dict[str, Any]]) -> int:
-        """Store every item in one transaction; returns how many referred to a card this service issued."""
+    def record_feedback(self, service_id: str, items: list[dict[str, Any]]) -> FeedbackStored:
+        """Store every item once, in one transaction; an item for a card we never issued is kept, flagged by a null
+        `known_card`. An override of a known card becomes an acknowledgement (repeat_alerts.py)."""
         received = datetime.now(UTC)
+        known = unknown = duplicate = 0
+        fresh: list[bool] = []
         with self.sessions.begin() as session:
             uuids = [item["card"] for item in items]
-            known = set(session.execute(select(IssuedCard.uuid).where(IssuedCard.uuid.in_(uuids))).scalars())
+            cards = {c.uuid: c for c in session.execute(select(IssuedCard).where(IssuedCard.uuid.in_(uuids))).scalars()}
             for item in items:
-                reason = item.get("overrideReason", {})
-                coding = reason.get("reason", {})
-                session.add(
-                    FeedbackRecord(
-                        card_uuid=item["card"],
-                        service_id=service_id,
-                        known_card=item["card"] if item["card"] in known else None,
-                        outcome=item["outcome"],
-                        accepted_suggestions=[s["id"] for s in item.get("acceptedSuggestions", [])],
-                        override_system=coding.get("system"),
-                        override_code=coding.get("code"),
-                        override_comment=reason.get("userComment"),
-                        outcome_timestamp=item["outcomeTimestamp"],
-                        received_at=received,
-                    )
-                )
-        return len(known)
+                card = cards.get(item["card"])
+                fresh.append(self._insert_feedback(session, service_id, item, card, received))
+                if not fresh[-1]:
+                    duplicate += 1
+                    continue
+                known, unknown = (known + 1, unknown) if card else (known, unknown + 1)
+                if card is not None and card.evidence_key and item["outcome"] == "overridden":
+                    self._acknowledge(session, card, item, received)
+        return FeedbackStored(known, unknown, duplicate, tuple(fresh))
+
+    def _insert_or_ignore(self, session: Session, model: type[Base], values: dict[str, Any], key: str) -> bool:
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(model).values(**values).on_conflict_do_nothing(index_elements=[key])
+        # RETURNING says whether the row went in (psycopg reports no rowcount for this statement)
+        inserted = session.connection().execute(statement.returning(model.__table__.c[key]))
+        return inserted.first() is not None
+
+    def _insert_feedback(
+        self, session: Session, service_id: str, item: dict[str, Any], card: IssuedCard | None, received: datetime
+    ) -> bool:
+        reason = item.get("overrideReason", {})
+        coding = reason.get("reason", {})
+        values = {
+            "card_uuid": item["card"],
+            "service_id": service_id,
+            "known_card": card.uuid if card else None,
+            "outcome": item["outcome"],
+            "accepted_suggestions": [s["id"] for s in item.get("acceptedSuggestions", [])],
+            "override_system": coding.get("system"),
+            "override_code": coding.get("code"),
+            "override_comment": reason.get("userComment") if self.store_override_comments else None,
+            "outcome_timestamp": item["outcomeTimestamp"],
+            "received_at": received,
+            "dedupe_key": feedback_dedupe_key(service_id, item),
+        }
+        return self._insert_or_ignore(session, FeedbackRecord, values, "dedupe_key")
+
+    def _acknowledge(self, session: Session, card: IssuedCard, item: dict[str, Any], received: datetime) -> None:
+        values = {
+            "card_uuid": card.uuid,
+            "patient_hash": card.patient_hash,
+            "tier": card.tier,
+            "evidence_key": card.evidence_key,
+            "reason_code": item.get("overrideReason", {}).get("reason", {}).get("code"),
+            "overridden_at": item["outcomeTimestamp"],
+            "recorded_at": received,
+        }
+        self._insert_or_ignore(session, Acknowledgement, values, "card_uuid")
+
+    def acknowledgements(self, patient_id: str, since: datetime) -> list[Acknowledgement]:
+        """Overrides of this patient's cards made since `since`, newest first."""
+        with self.sessions() as session:
+            found = session.execute(
+                select(Acknowledgement)
+                .where(Acknowledgement.patient_hash == self.patient_hash(patient_id))
+                .order_by(Acknowledgement.overridden_at.desc())
+            ).scalars()
+            return [ack for ack in found if aware(ack.overridden_at) >= since]
 
     def claim_token_id(self, issuer: str, jti: str, expires_at: int) -> bool:
         """Record a token id as used until `expires_at`; False when it was already used and has not expired."""
@@ -227,5 +329,34 @@ class Store:
                 ).scalars()
             )
 
+    def prune(self, older_than: timedelta) -> dict[str, int]:
+        """Delete cards, feedback and acknowledgements older than `older_than`, and every expired token id."""
+        cutoff = datetime.now(UTC) - older_than
+        old_cards = select(IssuedCard.uuid).where(IssuedCard.issued_at < cutoff)
+        with self.sessions.begin() as session:
+            counts = {
+                "feedback": session.execute(
+                    delete(FeedbackRecord).where(
+                        (FeedbackRecord.received_at < cutoff) | FeedbackRecord.known_card.in_(old_cards)
+                    )
+                ),
+                "acknowledgements": session.execute(
+                    delete(Acknowledgement).where(
+                        (Acknowledgement.recorded_at < cutoff) | Acknowledgement.card_uuid.in_(old_cards)
+                    )
+                ),
+                "cards": session.execute(delete(IssuedCard).where(IssuedCard.issued_at < cutoff)),
+                "token_ids": session.execute(delete(UsedTokenId).where(UsedTokenId.expires_at < int(time.time()))),
+            }
+            return {name: result.rowcount for name, result in counts.items()}  # type: ignore[attr-defined]
 
-__all__ = ["FeedbackRecord", "IssuedCard", "IssuedCardRow", "Store", "UsedTokenId"]
+
+__all__ = [
+    "Acknowledgement",
+    "FeedbackRecord",
+    "FeedbackStored",
+    "IssuedCard",
+    "IssuedCardRow",
+    "Store",
+    "UsedTokenId",
+]

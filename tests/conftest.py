@@ -11,6 +11,7 @@ from cds_service.http.app import create_app
 from cds_service.knowledge.load import load_knowledge
 from cds_service.knowledge.model import Knowledge
 from cds_service.settings import REPO_ROOT, Settings
+from tests.support.postgres import fresh_database
 from tests.support.service_server import ServiceServer
 
 
@@ -45,3 +46,19 @@ def service() -> Iterator[ServiceServer]:
     """The deployed server (gunicorn), auth off, one per test session."""
     with ServiceServer() as server:
         yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a SQLite file, or a fresh PostgreSQL database (tests/support/postgres.py)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/cds.db"
+        return
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+def postgresql_url() -> Iterator[str]:
+    with fresh_database() as url:
+        yield url

@@ -1,7 +1,8 @@
 """The package's layers, enforced: the pure domain does no I/O, and no module imports from a layer above its own.
 
 Layers, lowest first (README "Architecture"): base (errors, caller, validation, yaml_source) < knowledge < domain <
-fhir, hooks, settings < security, store < runtime < answer < http, cli.
+fhir, hooks, settings < security, store, migrations < runtime, report < answer, repeat_alerts < http, cli,
+store_commands.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ LAYERS: dict[str, int] = {
     "caller": 0,
     "validation": 0,
     "yaml_source": 0,
+    "cpu_limit": 0,
     "knowledge": 1,
     "domain": 2,
     "fhir": 3,
@@ -25,10 +27,14 @@ LAYERS: dict[str, int] = {
     "settings": 3,
     "security": 4,
     "store": 4,
+    "migrations": 4,
     "runtime": 5,
+    "report": 5,
     "answer": 6,
+    "repeat_alerts": 6,
     "http": 7,
     "cli": 7,
+    "store_commands": 7,
     "__main__": 7,
 }
 IO_LIBRARIES = ("flask", "werkzeug", "requests", "urllib3", "sqlalchemy", "yaml", "marshmallow")

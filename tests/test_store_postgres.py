@@ -10,26 +10,20 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from cds_service.store import IssuedCardRow, Store
-
-ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+from cds_service.migrations import upgrade
+from cds_service.store import IssuedCardRow, Store, make_engine
+from tests.support.postgres import ADMIN, fresh_database
 
 
 @pytest.fixture(scope="module")
 def store() -> Iterator[Store]:
-    name = f"cds_test_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(ADMIN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc}")
-    admin.execute(f'CREATE DATABASE "{name}"')
-    store = Store(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
-    try:
-        yield store
-    finally:
-        store.engine.dispose()
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.close()
+    with fresh_database() as url:
+        upgrade(make_engine(url))  # as `cds-service db upgrade` does: a server never migrates PostgreSQL itself
+        store = Store(url)
+        try:
+            yield store
+        finally:
+            store.engine.dispose()
 
 
 def test_cards_and_feedback_are_joined_on_postgresql(store: Store) -> None:
@@ -54,7 +48,7 @@ def test_cards_and_feedback_are_joined_on_postgresql(store: Store) -> None:
             "overrideReason": {"reason": {"system": "urn:x", "code": "cds-not-applicable"}},
         }
     ]
-    assert store.record_feedback("svc", feedback) == 1
+    assert store.record_feedback("svc", feedback).known == 1
     assert [f.known_card for f in store.feedback_for(card.uuid)] == [card.uuid]
 
 

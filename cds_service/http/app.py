@@ -15,7 +15,7 @@ from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
 from cds_service.errors import ClientError, operation_outcome
-from cds_service.http import endpoints, guide_page, ops, viewer
+from cds_service.http import endpoints, guide_page, metrics, ops, viewer
 from cds_service.http.body import json_response
 from cds_service.http.context import attach_runtime
 from cds_service.http.logging_setup import assign_request_id, request_log_fields
@@ -26,6 +26,7 @@ log = logging.getLogger("cds_service.http")
 
 
 def _client_error(error: ClientError) -> Response:
+    metrics.count_client_error(error)
     return json_response(
         operation_outcome(error.message, where=error.where, code=error.code),
         status=error.status,
@@ -71,7 +72,9 @@ def _before() -> None:
 
 def _after(response: Response) -> Response:
     response.headers["X-Request-Id"] = g.get("request_id", "")
-    elapsed_ms = round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2)
+    elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+    metrics.observe_request(response.status_code, elapsed)
+    elapsed_ms = round(elapsed * 1000, 2)
     log.info(
         "request", extra=request_log_fields(response.status_code, elapsed_ms=elapsed_ms, **g.get("log_fields", {}))
     )
@@ -118,6 +121,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(guide_page.blueprint)
     app.register_blueprint(ops.blueprint)
     app.register_blueprint(viewer.blueprint)
+    if settings.metrics == "on":  # off, or a port of its own (served by the gunicorn master: metrics_setup.py)
+        app.register_blueprint(metrics.blueprint)
     app.before_request(_before)
     app.after_request(_after)
     app.register_error_handler(ClientError, _client_error)

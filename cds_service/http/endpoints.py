@@ -15,8 +15,9 @@ from cds_service.domain.fhir_time import parse_fhir_datetime
 from cds_service.errors import ClientError
 from cds_service.hooks.schemas import FeedbackRequestSchema, HookRequestSchema
 from cds_service.hooks.services import SERVICES, SERVICES_BY_ID, ServiceDefinition
+from cds_service.http import metrics
 from cds_service.http.body import json_response, read_json_object
-from cds_service.http.context import current_runtime
+from cds_service.http.context import current_repeat_alerts, current_runtime
 from cds_service.runtime import Runtime
 from cds_service.validation import dotted, first_error
 
@@ -75,8 +76,11 @@ def call_service(service_id: str) -> Response:
             f"hook '{hook_request['hook']}' does not match service '{service.id}' (expects '{service.hook}')",
             where="hook",
         )
-    result = answer(runtime.engine, service, hook_request, caller, _now(runtime))
-    runtime.store.record_cards(hook_request["context"]["patientId"], result.card_rows)
+    now, patient_id = _now(runtime), hook_request["context"]["patientId"]
+    result = answer(runtime.engine, service, hook_request, caller, now)
+    result = current_repeat_alerts().apply(result, runtime.store, patient_id, now)
+    runtime.store.record_cards(patient_id, result.card_rows)
+    metrics.count_answer(result.body["cards"], result.log_fields)
     g.log_fields = result.log_fields
     return json_response(result.body)
 
@@ -87,6 +91,13 @@ def feedback(service_id: str) -> Response:
     _authenticate(runtime)
     service = _service(service_id)
     items = _load(_feedback_request, read_json_object())["feedback"]
-    known = runtime.store.record_feedback(service.id, items)
-    g.log_fields = {"service": service.id, "feedback_items": len(items), "known_cards": known}
+    stored = runtime.store.record_feedback(service.id, items)
+    metrics.count_feedback(items, stored.fresh)
+    g.log_fields = {
+        "service": service.id,
+        "feedback_items": len(items),
+        "known_cards": stored.known,
+        "unknown_cards": stored.unknown,
+        "duplicates": stored.duplicate,
+    }
     return Response(status=200)  # stored durably before this answer; the spec defines no body

@@ -177,6 +177,8 @@ class TierEntry(Strict):
     suppressed_by = fields.List(fields.String(), load_default=list)
     recheck = fields.Boolean(load_default=False)
     kept_out_by = fields.List(fields.String(validate=validate.OneOf(QUALIFIERS)), load_default=list)
+    # After a clinician overrides this tier's card, the same evidence shows as a short info line for this long.
+    repeat_quiet = fields.String(validate=validate.Regexp(WINDOW.pattern, error="must be like 12h, 7d"))
     notes = fields.String()
 
 

@@ -57,6 +57,7 @@ def _tiers(doc: YamlDocument, entries: list[dict[str, Any]]) -> tuple[Tier, ...]
             tuple(e["suppressed_by"]),
             e["recheck"],
             frozenset(e["kept_out_by"]),
+            duration(e["repeat_quiet"]) if "repeat_quiet" in e else None,
         )
         for e in entries
     )

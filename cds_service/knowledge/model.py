@@ -109,6 +109,7 @@ class Tier:
     suppressed_by: tuple[str, ...]
     recheck: bool = False  # uncertain, old or chronic records of its signs go on the re-check card
     kept_out_by: frozenset[str] = frozenset()  # qualifiers that keep a record out of this tier (chronic, gradual)
+    repeat_quiet: timedelta | None = None  # repeat_alerts.py: an overridden card comes back as an info line
 
 
 @dataclass(frozen=True)
