@@ -193,6 +193,9 @@ def test_the_page_cap_answers_with_what_was_read_and_logs_read_in_part(
     line = access_log(capped, response)
     assert line["read_in_part"] == {"reason": "page-cap", "pages_read": 4, "observations_read": 200}
     assert line["observations"] == 200
+    [card] = [c for c in response.json()["cards"] if "read_in_part" in c["extension"]["org.weakness-triage"]]
+    assert card["indicator"] == "info" and card["summary"].startswith("Chart read only in part: 200 records in 4 pages")
+    assert "more pages than the service reads" in card["detail"]  # the stroke sign on page 20 was never read
 
 
 def test_a_next_page_past_the_deadline_answers_within_it_with_what_was_read(
@@ -209,6 +212,8 @@ def test_a_next_page_past_the_deadline_answers_within_it_with_what_was_read(
         "pages_read": 2,
         "observations_read": 100,
     }
+    parts = [c["extension"]["org.weakness-triage"].get("read_in_part") for c in response.json()["cards"]]
+    assert {"reason": "deadline", "pages_read": 2, "observations_read": 100} in parts
 
 
 @pytest.mark.parametrize(("page", "reason"), [("failing_page", "next-page-failed"), ("huge_page", "size-cap")])
