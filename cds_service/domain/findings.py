@@ -20,7 +20,7 @@ from cds_service.domain.evidence import Evidence, Statement
 from cds_service.domain.instruments import evidence_from_item
 from cds_service.domain.observations import Concept, ObservationFact, Value
 from cds_service.domain.presence import Verdict, names_an_instrument, text_verdict, value_presence
-from cds_service.domain.sites import site_of
+from cds_service.domain.sites import Site, site_of
 from cds_service.knowledge.model import ABSENT, PRESENT, UNCERTAIN, Key, Knowledge
 
 __all__ = ["Evidence", "Statement", "evidence_from", "mark_rising_scores", "recognise"]
@@ -34,7 +34,7 @@ class _Context:
     qualifiers: frozenset[str]
     flags: frozenset[str]
     severity_recorded: bool
-    site: str  # body-site key for latest-wins ("" when none)
+    site: Site  # where the record was measured
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def _flags(fact: ObservationFact, knowledge: Knowledge) -> frozenset[str]:
     return frozenset(flags)
 
 
-def _qualifiers(fact: ObservationFact, knowledge: Knowledge) -> tuple[frozenset[str], bool]:
+def _qualifiers(fact: ObservationFact, site: Site, knowledge: Knowledge) -> tuple[frozenset[str], bool]:
     """Qualifiers from components (onset, trend, course, severity) and interpretation; and whether severity is
     recorded at all."""
     recognition = knowledge.recognition
@@ -74,14 +74,15 @@ def _qualifiers(fact: ObservationFact, knowledge: Knowledge) -> tuple[frozenset[
             found |= recognition.qualifier_values.get(key, frozenset()) & allowed
     if fact.interpretation & recognition.interpretation_worsening:
         found.add("worsening")
-    if site_of(fact, knowledge).focal:
+    if site.focal:
         found.add("focal")
     return frozenset(found), severity_recorded or bool(found & {"severe", "not-severe"})
 
 
 def _context(fact: ObservationFact, knowledge: Knowledge) -> _Context:
-    qualifiers, severity_recorded = _qualifiers(fact, knowledge)
-    return _Context(fact, qualifiers, _flags(fact, knowledge), severity_recorded, site_of(fact, knowledge).key)
+    site = site_of(fact, knowledge)
+    qualifiers, severity_recorded = _qualifiers(fact, site, knowledge)
+    return _Context(fact, qualifiers, _flags(fact, knowledge), severity_recorded, site)
 
 
 def match_concept(code: Concept, knowledge: Knowledge) -> _Match | None:
@@ -130,6 +131,7 @@ def _evidence(
     concept: Key | None,
     site: str | None = None,
     extra: Iterable[str] = (),
+    score: tuple[str, str, float] | None = None,
 ) -> Evidence:
     fact = ctx.fact
     qualifiers = ctx.qualifiers | verdict.qualifiers | frozenset(extra)
@@ -137,14 +139,14 @@ def _evidence(
     return Evidence(
         finding,
         verdict.presence,
-        ctx.site if site is None else site,
+        ctx.site.key if site is None else site,
         fact.when,
         fact.issued,
         fact.reference,
         said,
         qualifiers,
         flags,
-        None,
+        score,
         severity_recorded=ctx.severity_recorded or bool(qualifiers & {"severe", "not-severe"}),
         concept=concept,
     )
@@ -208,12 +210,11 @@ def _from_item(
         return _from_symptom(ctx, value, interpretation, recognition.symptom_present in keys, knowledge)
     for key in code.keys:
         if item := knowledge.scores.get(key):
-            found = evidence_from_item(item, value, ctx.fact, knowledge)
+            found = evidence_from_item(item, value, ctx.site, knowledge)
             if found is None:
                 return []
             verdict, said, score, extra = found
-            evidence = _evidence(ctx, item.finding, verdict, said, key, item.measures or None, extra)
-            return [dataclasses.replace(evidence, score=score)]
+            return [_evidence(ctx, item.finding, verdict, said, key, item.measures or None, extra, score)]
     return _from_finding_code(ctx, code, value, interpretation, knowledge)
 
 

@@ -7,9 +7,9 @@ import re
 from dataclasses import dataclass
 
 from cds_service.domain.evidence import Statement
-from cds_service.domain.observations import ObservationFact, Value
+from cds_service.domain.observations import Value
 from cds_service.domain.presence import Verdict, concept_presence
-from cds_service.domain.sites import site_of
+from cds_service.domain.sites import Site
 from cds_service.knowledge.model import ABSENT, PRESENT, UNCERTAIN, Knowledge, ScoreItem
 
 _NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*\d+)?\s*$")  # "3", "7/10"
@@ -44,11 +44,8 @@ def _read(item: ScoreItem, value: Value, knowledge: Knowledge) -> _Scored | Verd
     return Verdict(UNCERTAIN, "value-not-recognised")
 
 
-def evidence_from_item(
-    item: ScoreItem, value: Value, fact: ObservationFact, knowledge: Knowledge
-) -> ItemEvidence | None:
+def evidence_from_item(item: ScoreItem, value: Value, site: Site, knowledge: Knowledge) -> ItemEvidence | None:
     """What a scored item says, or None when it says nothing (not assessed, or at a site the item does not cover)."""
-    site = site_of(fact, knowledge)
     if item.body_sites and site.group is not None and site.group.id not in item.body_sites:
         return None  # pain elsewhere (chest, abdomen) is not the guide's sign
     read = _read(item, value, knowledge)

@@ -29,12 +29,16 @@ def _side(texts: tuple[str, ...]) -> str:
     return ""
 
 
+NO_SITE = Site(None, False, "")
+
+
 def site_of(fact: ObservationFact, knowledge: Knowledge) -> Site:
-    recorded = bool(fact.body_sites or fact.body_site_texts)
+    if not fact.body_sites and not fact.body_site_texts:
+        return NO_SITE
     for group in knowledge.body_sites:
         if any(key in group.codes for key in fact.body_sites):
             return Site(group, True, f"{group.id}:{_side(fact.body_site_texts)}")
     for group in knowledge.body_sites:
         if group.text_pattern is not None and any(group.text_pattern.search(t) for t in fact.body_site_texts):
             return Site(group, True, f"{group.id}:{_side(fact.body_site_texts)}")
-    return Site(None, recorded, "other" if recorded else "")
+    return Site(None, True, "other")
