@@ -23,6 +23,7 @@ from cds_service.hooks.response_check import InvalidTemplate, ResponseCheck
 from cds_service.hooks.schemas import HookRequestSchema
 from cds_service.hooks.services import SERVICES, ServiceDefinition
 from cds_service.knowledge.load import load_knowledge
+from cds_service.knowledge.model import Knowledge
 from cds_service.settings import Settings, SettingsError, load_settings
 from cds_service.validation import dotted, first_error
 from cds_service.yaml_source import ContentError
@@ -44,12 +45,15 @@ def _banner(settings: Settings, host: str, port: int, workers: int) -> str:
     )
 
 
+DEFAULT_THREADS = 8  # gthread: a call waiting on a FHIR server holds one thread, not the worker (README "Reliability")
+
+
 def worker_counts(workers: int = 0, threads: int = 0) -> tuple[int, int]:
-    """Workers and threads per worker: the flag, else CDS_WORKERS / CDS_THREADS, else the CPU count (min 2) and 1."""
+    """Workers and threads per worker: the flag, else CDS_WORKERS / CDS_THREADS, else the CPU count (min 2) and 8."""
     from cds_service.settings import server_counts
 
     env_workers, env_threads = server_counts() if not (workers and threads) else (0, 0)
-    return workers or env_workers or max(2, os.cpu_count() or 2), threads or env_threads or 1
+    return workers or env_workers or max(2, os.cpu_count() or 2), threads or env_threads or DEFAULT_THREADS
 
 
 def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict[str, Any]:
@@ -83,16 +87,16 @@ def settle_heap() -> None:
     gc.set_threshold(GC_FIRST_THRESHOLD, *gc.get_threshold()[1:])
 
 
-def serve(args: argparse.Namespace) -> int:
-    from gunicorn.app.base import BaseApplication
-
-    from cds_service.http.app import create_app
-    from cds_service.http.logging_setup import configure_logging
-
-    configure_logging()
-    settings = load_settings()
-    knowledge = load_knowledge(settings.content_dir, settings.cards_dir, settings.guide_id)  # fail fast, before forking
+def checked_knowledge(settings: Settings) -> Knowledge:
+    """The content and cards, loaded and checked as the workers will use them; raises ContentError/InvalidTemplate."""
+    knowledge = load_knowledge(settings.content_dir, settings.cards_dir, settings.guide_id)
     ResponseCheck(knowledge, settings.base_url)
+    return knowledge
+
+
+def _prepare(settings: Settings) -> Knowledge:
+    """Everything that can be wrong with the configuration, found before forking."""
+    knowledge = checked_knowledge(settings)
     if settings.auth == "jwt" and settings.trusted_issuers_file is not None:
         from cds_service.security.trusted_issuers import load_trusted_issuers
 
@@ -101,11 +105,35 @@ def serve(args: argparse.Namespace) -> int:
     from cds_service.store import Store
 
     Store(settings.database_url, settings.patient_hash_key).engine.dispose()  # schema made once, before forking
+    return knowledge
+
+
+def serve(args: argparse.Namespace) -> int:
+    from gunicorn.app.base import BaseApplication
+    from gunicorn.arbiter import Arbiter
+
+    from cds_service.http.app import create_app
+    from cds_service.http.logging_setup import configure_logging
+    from cds_service.runtime import Runtime
+
+    configure_logging()
+    settings = load_settings()
+    content = {"knowledge": _prepare(settings)}  # the last content that passed its checks: every worker starts on it
     workers, threads = worker_counts(args.workers, args.threads)
     if settings.auth == "off":
         log.warning("authentication_off", extra={"detail": "CDS_AUTH=off: every caller is trusted; demo only"})
     sys.stderr.write(_banner(settings, args.host, args.port, workers))
     options = gunicorn_options(args.host, args.port, workers, threads)
+
+    class ContentCheckingArbiter(Arbiter):
+        def reload(self) -> None:
+            """HUP: new workers only on content that passes its checks; else the old workers keep serving."""
+            try:
+                content["knowledge"] = checked_knowledge(settings)
+            except (ContentError, InvalidTemplate) as exc:
+                log.error("content_reload_refused", extra={"error": str(exc), "detail": "old workers keep serving"})
+                return
+            super().reload()
 
     class Server(BaseApplication):
         def load_config(self) -> None:
@@ -114,9 +142,12 @@ def serve(args: argparse.Namespace) -> int:
 
         def load(self) -> Any:
             configure_logging()
-            app = create_app(settings)
+            app = create_app(settings, Runtime.build(settings, content["knowledge"]))
             settle_heap()
             return app
+
+        def run(self) -> None:
+            ContentCheckingArbiter(self).run()
 
     Server().run()
     return 0
@@ -202,9 +233,7 @@ def _as_text(cards: list[dict[str, Any]]) -> str:
 
 
 def check_content(_: argparse.Namespace) -> int:
-    settings = load_settings(for_server=False)
-    knowledge = load_knowledge(settings.content_dir, settings.cards_dir, settings.guide_id)
-    ResponseCheck(knowledge, settings.base_url)  # every template's fixed card fields are spec-true
+    knowledge = checked_knowledge(load_settings(for_server=False))  # every template's fixed card fields spec-true
     sys.stdout.write(
         f"content OK: guide '{knowledge.guide.id}', {len(knowledge.findings)} findings, "
         f"{len(knowledge.scores)} scores, {len(knowledge.rules)} rules, {len(knowledge.cards)} card "
