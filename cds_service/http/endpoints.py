@@ -89,4 +89,6 @@ def feedback(service_id: str) -> Response:
     items = _load(_feedback_request, read_json_object())["feedback"]
     known = runtime.store.record_feedback(service.id, items)
     g.log_fields = {"service": service.id, "feedback_items": len(items), "known_cards": known}
-    return Response(status=200)  # stored durably before this answer; the spec defines no body
+    acknowledged = Response(status=200)  # stored durably before this answer; the spec defines no body
+    del acknowledged.headers["Content-Type"]  # nothing to type (Flask would say text/html)
+    return acknowledged
