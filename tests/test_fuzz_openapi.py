@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-import yaml
 import schemathesis
+import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -42,7 +42,9 @@ def _problems(case: schemathesis.Case, base_url: str, session: requests.Session,
     try:
         case.validate_response(response, excluded_checks=NOT_CHECKED)
     except FailureGroup as failures:  # every check that failed
-        problems += [f"{label}: {str(failure)[:300]} [answer: {response.text[:300]}]" for failure in failures.exceptions]
+        problems += [
+            f"{label}: {str(failure)[:300]} [answer: {response.text[:300]}]" for failure in failures.exceptions
+        ]
     if 400 <= response.status_code < 500:
         content_type = " ".join(response.headers.get("content-type", []))  # lowercase keys, list values
         body = response.json() if content_type == "application/fhir+json" else {}

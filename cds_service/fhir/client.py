@@ -14,7 +14,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from cds_service.fhir.bulkhead import Bulkhead, BulkheadFull
+from cds_service.fhir.bulkhead import WAIT_SECONDS, Bulkhead, BulkheadFull
 from cds_service.fhir.url_policy import origin, scheme_problem
 from cds_service.fhir.watchdog import WATCHDOG, Exchange
 
@@ -99,7 +99,7 @@ class FhirClient:
             raise FhirUnavailable(f"refusing to call a URL that {problem}")
         server = "{}://{}:{}".format(*origin(url))
         try:
-            with self.bulkhead.slot(server):
+            with self.bulkhead.slot(server, wait=min(WAIT_SECONDS, deadline - time.monotonic())):
                 body = self._exchange(url, token, deadline)
         except BulkheadFull as exc:
             raise FhirUnavailable(
