@@ -31,8 +31,9 @@ format: $(STAMP)
 openapi: $(STAMP)
 	$(BIN)/cds-service openapi > openapi.yaml
 
+# `make bench ARGS="--quick --only W1"`: ARGS goes to bench/run.py (make itself would take --quick as its own option).
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

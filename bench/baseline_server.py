@@ -13,7 +13,7 @@ def main() -> int:
     from gunicorn.app.base import BaseApplication
 
     from bench.baseline_app import APPS
-    from cds_service.cli import gunicorn_options
+    from cds_service.server import gunicorn_options
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")

@@ -28,21 +28,12 @@ from typing import Any
 import orjson
 import requests
 
-from bench import charts, fhir_replay, servers, wrk
-from bench.baseline_app import observations_url
-from cds_service.cli import gunicorn_options, worker_counts
+from bench import charts, fhir_replay, jwt_load, servers, wrk
+from bench.report import FHIR_PATHS, TARGETS, table, verdicts
+from cds_service.server import gunicorn_options, worker_counts
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SERVICE_PATH = "/cds-services/weakness-triage-patient-view"
-# The query the service (and the baselines) make in W3 (the Observations prefetch of cds_service/service_registry.py;
-# the optional Patient is not fetched), sent straight to the FHIR server.
-FHIR_PATHS = {"observations": observations_url("", charts.PATIENT_ID)}
-TARGETS = {
-    "W1": {"min_ratio_c16": 0.5, "max_p99_ms": 20.0},
-    "W2": {"min_ratio_c16": 0.4, "max_p99_ms": 60.0},
-    "W3": {"max_added_p50_ms": 3.0},
-    "memory": {"max_worker_peak_rss_mb": 150.0},
-}
 
 
 def log(message: str) -> None:
@@ -87,24 +78,31 @@ def _interrupt(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")  # unwinds the ExitStack: every server started is stopped
 
 
-def _post(workload: charts.Workload, base_url: str, name: str) -> requests.Response:
-    response = requests.post(
-        base_url + SERVICE_PATH,
-        data=orjson.dumps(workload.body),
-        headers={"Content-Type": "application/json"},
-        timeout=30,
-    )
+def _post(
+    workload: charts.Workload, base_url: str, name: str, tokens: jwt_load.TokenSupply | None = None
+) -> requests.Response:
+    headers = {"Content-Type": "application/json"}
+    if tokens is not None:
+        headers["Authorization"] = f"Bearer {tokens.next_token()}"
+    response = requests.post(base_url + SERVICE_PATH, data=orjson.dumps(workload.body), headers=headers, timeout=30)
     if response.status_code != 200:
         raise RuntimeError(f"{workload.id}: {name} answered {response.status_code}: {response.text[:500]}")
     return response
 
 
-def check_answer(workload: charts.Workload, base_url: str) -> None:
+def check_answer(workload: charts.Workload, base_url: str, tokens: jwt_load.TokenSupply | None = None) -> None:
     """The workload must get exactly the cards it is built for; otherwise we would measure the wrong thing."""
-    response = _post(workload, base_url, "service")
+    response = _post(workload, base_url, "service", tokens)
     indicators = [card["indicator"] for card in response.json()["cards"]]
     if indicators != workload.expect_indicators:
         raise RuntimeError(f"{workload.id}: expected cards {workload.expect_indicators}, got {indicators}")
+
+
+def _spend(tokens: jwt_load.TokenSupply | None, target: str, result: wrk.WrkResult) -> wrk.WrkResult:
+    """The service refuses a token twice: its next run starts after every token this one may have sent."""
+    if tokens is not None and target == "service":
+        tokens.take(result.requests + result.connections)
+    return result
 
 
 def run_workload(
@@ -114,19 +112,21 @@ def run_workload(
     args: argparse.Namespace,
     tmp: Path,
     fhir_base: str | None = None,
+    tokens: jwt_load.TokenSupply | None = None,
 ) -> dict[str, Any]:
     """Baselines and service alternately, `args.rounds` times per concurrency, so that a burst of other load on the
     machine hits all of them; with fhir_base (W3), the FHIR server's own time is measured in the same rounds.
 
     "baseline"/"ratio" are against Flask's own JSON reading (the target's baseline); "baseline_orjson"/"ratio_orjson"
-    against the orjson app."""
+    against the orjson app. With `tokens` (JWT on), every request of the service and the baselines carries its own
+    bearer token."""
     body_path = tmp / f"{workload.id}.json"
     body_path.write_bytes(orjson.dumps(workload.body))
-    check_answer(workload, service.base_url)
+    check_answer(workload, service.base_url, tokens)
     for name, baseline in baselines.items():
         _post(workload, baseline.base_url, f"baseline {name}")  # answers 200 (in W3: it reached the FHIR server)
     result: dict[str, Any] = {
-        "id": workload.id,
+        "id": workload.id + ("-jwt" if tokens else ""),
         "title": workload.title,
         "body_bytes": body_path.stat().st_size,
         "observations": workload.observations,
@@ -144,8 +144,8 @@ def run_workload(
             for name, target in targets.items():
                 url = target.base_url + SERVICE_PATH
                 if warmup > 0:
-                    wrk.run(url, body_path, connections, warmup, tmp)
-                rounds_of[name].append(wrk.run(url, body_path, connections, seconds, tmp))
+                    _spend(tokens, name, wrk.run(url, body_path, connections, warmup, tmp, tokens))
+                rounds_of[name].append(_spend(tokens, name, wrk.run(url, body_path, connections, seconds, tmp, tokens)))
             if fhir_base and connections == 1:
                 for key, path in FHIR_PATHS.items():
                     if warmup > 0:
@@ -183,72 +183,6 @@ def run_workload(
     return result
 
 
-def _fmt(value: float, digits: int = 1) -> str:
-    return f"{value:.{digits}f}"
-
-
-def table(results: list[dict[str, Any]]) -> str:
-    header = (
-        f"{'workload':<9}{'conc':>5}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'base req/s':>11}"
-        f"{'ratio':>7}{'base p99':>9}{'orjson app':>11}{'ratio':>7}{'errors':>7}{'peak RSS/worker MB':>20}"
-    )
-    lines = [header, "-" * len(header)]
-    for item in results:
-        rss = max(item["service_worker_peak_rss_mb"], default=0.0)
-        for run in item["runs"]:
-            s, b = run["service"], run["baseline"]
-            lines.append(
-                f"{item['id']:<9}{run['connections']:>5}{_fmt(s['rps'], 0):>9}{_fmt(s['p50_ms'], 2):>9}"
-                f"{_fmt(s['p95_ms'], 2):>9}{_fmt(s['p99_ms'], 2):>9}{_fmt(b['rps'], 0):>11}"
-                f"{_fmt(run['ratio'], 2):>7}{_fmt(b['p99_ms'], 2):>9}"
-                f"{_fmt(run['baseline_orjson']['rps'], 0):>11}{_fmt(run['ratio_orjson'], 2):>7}"
-                f"{s['errors']:>7}{_fmt(rss):>20}"
-            )
-        if "fhir_direct" in item:
-            c1 = item["runs"][0]["service"]
-            lines.append(
-                f"{'':<9}W3 added time at c1: service p50 {c1['p50_ms']:.2f} ms - FHIR server's own p50 "
-                f"{item['fhir_direct']['p50_sum_ms']:.2f} ms ({' + '.join(FHIR_PATHS)}) = "
-                f"{item['added_p50_ms']:.2f} ms"
-            )
-            lines.append(
-                f"{'':<9}the baselines' added time (fetch + parse, no triage): Flask "
-                f"{item['baseline_added_p50_ms']:.2f} ms, orjson app "
-                f"{item['baseline_orjson_added_p50_ms']:.2f} ms; the service beyond the Flask baseline: "
-                f"{item['added_p50_ms'] - item['baseline_added_p50_ms']:.2f} ms"
-            )
-    return "\n".join(lines)
-
-
-def verdicts(results: list[dict[str, Any]]) -> dict[str, Any]:
-    by_id = {r["id"]: r for r in results}
-    out: dict[str, Any] = {}
-    for wid in ("W1", "W2"):
-        if wid in by_id:
-            c1, c16 = by_id[wid]["runs"][0], by_id[wid]["runs"][-1]
-            out[wid] = {
-                "ratio_c16": c16["ratio"],
-                "ratio_orjson_app_c16": c16["ratio_orjson"],
-                "p99_c1_ms": c1["service"]["p99_ms"],
-                "p99_c16_ms": c16["service"]["p99_ms"],
-                "met": c16["ratio"] >= TARGETS[wid]["min_ratio_c16"]
-                and c1["service"]["p99_ms"] < TARGETS[wid]["max_p99_ms"],
-            }
-    if "W3" in by_id:
-        added = by_id["W3"]["added_p50_ms"]
-        out["W3"] = {
-            "added_p50_ms": added,
-            "baseline_added_p50_ms": by_id["W3"]["baseline_added_p50_ms"],
-            "baseline_orjson_added_p50_ms": by_id["W3"]["baseline_orjson_added_p50_ms"],
-            "ratio_c16": by_id["W3"]["runs"][-1]["ratio"],
-            "met": added < TARGETS["W3"]["max_added_p50_ms"],
-        }
-    if "W2" in by_id:
-        peak = max(by_id["W2"]["service_worker_peak_rss_mb"], default=0.0)
-        out["memory"] = {"worker_peak_rss_mb_after_W2": peak, "met": peak < TARGETS["memory"]["max_worker_peak_rss_mb"]}
-    return out
-
-
 def start_fhir_server(kind: str, now: datetime, tmp: Path, stack: ExitStack) -> str:
     """W3's FHIR server: sekmet holding W1's chart, or (the default) a replay of its recorded answers; its base URL."""
     from tests.support.fhir_server import FhirServer
@@ -272,6 +206,24 @@ def start_fhir_server(kind: str, now: datetime, tmp: Path, stack: ExitStack) -> 
     replay.start()
     log(f"W3's FHIR server: sekmet's recorded answers, replayed at {replay.base_url}/fhir")
     return replay.base_url + "/fhir"
+
+
+def start_jwt_service(
+    args: argparse.Namespace, tmp: Path, stack: ExitStack
+) -> tuple[servers.MeasuredGunicorn, jwt_load.TokenSupply]:
+    """The service as deployed with JWT on (its own folder and database), and enough tokens for W1's runs."""
+    folder = tmp / "jwt"
+    folder.mkdir()
+    workers, threads = worker_counts(args.workers, args.threads)
+    service = servers.service(folder, workers, threads, {"CDS_TRUSTED_ISSUERS": str(folder / "trusted-issuers.yaml")})
+    seconds = (args.warmup + args.duration) * 2  # concurrency 1 and 16
+    count = int(seconds * jwt_load.MAX_RPS) + 1000
+    log(f"W1-jwt: signing {count} ES384 tokens")
+    env, tokens = jwt_load.prepare(folder, service.base_url + SERVICE_PATH, count, int(time.time()), [])
+    service.env |= env
+    stack.callback(service.stop)
+    service.start()
+    return service, tokens
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -298,7 +250,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "almost nothing (default), or sekmet itself",
     )
     parser.add_argument("--only", default="", help="comma-separated workloads, e.g. W1,W3 (default: all)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where to write the JSON")
+    parser.add_argument("--no-jwt", action="store_true", help="skip W1 with JWT on (W1-jwt)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=RESULTS / "last-run.json",
+        help="where to write the JSON (default bench/results/last-run.json, untracked)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.warmup = 3.0, 1.0
@@ -345,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
             stack.callback(baseline.stop)
             baseline.start()
 
+        jwt_service, tokens = (None, None) if args.no_jwt or not wanted("W1") else start_jwt_service(args, tmp, stack)
         results: list[dict[str, Any]] = []
         for workload in charts.workloads(now, fhir_base):
             if not wanted(workload.id):
@@ -353,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
             results.append(
                 run_workload(workload, service, baselines, args, tmp, fhir_base if workload.id == "W3" else None)
             )
+            if workload.id == "W1" and jwt_service is not None:
+                log("W1-jwt: the same calls with JWT on, a fresh ES384 token per request")
+                results.append(run_workload(workload, jwt_service, baselines, args, tmp, None, tokens))
 
     report = {
         "when": now.isoformat(timespec="seconds"),

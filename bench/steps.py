@@ -67,7 +67,6 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from bench import charts
     from bench.baseline_app import flask_app, orjson_app
-    from cds_service.cli import settle_heap
     from cds_service.domain.cards import render_cards
     from cds_service.domain.findings import recognise
     from cds_service.domain.observations import select_observations, validated
@@ -76,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     from cds_service.hooks.schemas import HookRequestSchema
     from cds_service.http.app import create_app
     from cds_service.http.logging_setup import configure_logging
+    from cds_service.server import settle_heap
     from cds_service.settings import Settings
     from cds_service.store import IssuedCardRow
 

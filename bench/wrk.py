@@ -8,6 +8,8 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bench.jwt_load import TokenSupply
+
 LUA = r"""
 local body_path = os.getenv("BENCH_BODY")
 if body_path and body_path ~= "" then
@@ -16,6 +18,18 @@ if body_path and body_path ~= "" then
   wrk.body = f:read("*a")
   f:close()
   wrk.headers["Content-Type"] = "application/json"
+end
+
+-- JWT on: one pre-signed token per request, from line BENCH_TOKEN_OFFSET + 1 of BENCH_TOKENS on (bench/jwt_load.py)
+local tokens_path = os.getenv("BENCH_TOKENS")
+if tokens_path and tokens_path ~= "" then
+  local tokens, index = {}, tonumber(os.getenv("BENCH_TOKEN_OFFSET"))
+  for line in io.lines(tokens_path) do tokens[#tokens + 1] = line end
+  request = function()
+    index = index + 1
+    wrk.headers["Authorization"] = "Bearer " .. tokens[(index - 1) % #tokens + 1]
+    return wrk.format()
+  end
 end
 
 done = function(summary, latency, requests)
@@ -59,14 +73,23 @@ def require_wrk() -> str:
 
 
 def run(
-    url: str, body_path: Path | None, connections: int, seconds: float, script_dir: Path, timeout_s: float = 10.0
+    url: str,
+    body_path: Path | None,
+    connections: int,
+    seconds: float,
+    script_dir: Path,
+    tokens: TokenSupply | None = None,
+    timeout_s: float = 10.0,
 ) -> WrkResult:
-    """`connections` keep-alive connections on one wrk thread for `seconds` (each sends the same request)."""
+    """`connections` keep-alive connections on one wrk thread for `seconds` (each sends the same request; with
+    `tokens`, each its own bearer token)."""
     wrk = require_wrk()
     script = script_dir / "bench.lua"
     if not script.exists():
         script.write_text(LUA)
     env = {"BENCH_BODY": str(body_path) if body_path else "", "PATH": "/usr/bin:/bin"}
+    if tokens is not None:
+        env |= {"BENCH_TOKENS": str(tokens.path), "BENCH_TOKEN_OFFSET": str(tokens.offset)}
     command = [
         wrk,
         "-t1",

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import logging
-import os
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -21,129 +19,17 @@ from cds_service.caller import Caller
 from cds_service.domain.fhir_time import parse_fhir_datetime
 from cds_service.errors import ClientError
 from cds_service.fhir.prefetch import bundle_resources
-from cds_service.hooks.response_check import InvalidTemplate, ResponseCheck
+from cds_service.hooks.response_check import InvalidTemplate
 from cds_service.hooks.schemas import HookRequestSchema
 from cds_service.hooks.services import SERVICES, ServiceDefinition
-from cds_service.knowledge.load import load_knowledge
 from cds_service.migrations import SchemaBehind
-from cds_service.settings import ENV_NAMES, Settings, SettingsError, load_settings
+from cds_service.server import checked_knowledge, serve
+from cds_service.settings import ENV_NAMES, SettingsError, load_settings
 from cds_service.store_commands import add_store_commands
 from cds_service.validation import dotted, first_error
 from cds_service.yaml_source import ContentError
 
 log = logging.getLogger("cds_service")
-
-
-def _banner(settings: Settings, host: str, port: int, workers: int) -> str:
-    auth = (
-        "JWT verification ON (CDS_AUTH=jwt)"
-        if settings.auth == "jwt"
-        else "!!! AUTHENTICATION OFF (CDS_AUTH=off): local demo only, never with real patient data !!!"
-    )
-    database = settings.database_url.split("@")[-1]  # never print credentials
-    return (
-        f"weakness-triage CDS service on http://{host}:{port} ({workers} workers)\n"
-        f"  auth:       {auth}\n  public URL: {settings.base_url}\n  database:   {database}\n"
-        f"  discovery:  {settings.base_url}/cds-services\n"
-    )
-
-
-def worker_counts(workers: int = 0, threads: int = 0) -> tuple[int, int]:
-    """Workers and threads per worker: the flag, else CDS_WORKERS / CDS_THREADS, else the CPUs this process may use
-    (the container's CPU limit, cpu_limit.py; min 2) and 1."""
-    from cds_service.cpu_limit import available_cpus
-    from cds_service.settings import server_counts
-
-    env_workers, env_threads = server_counts() if not (workers and threads) else (0, 0)
-    return workers or env_workers or max(2, available_cpus()), threads or env_threads or 1
-
-
-def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict[str, Any]:
-    """The server settings of `serve`; bench/ runs its baseline app under exactly these."""
-    return {
-        "bind": f"{host}:{port}",
-        "workers": workers,
-        "threads": threads,
-        "worker_class": "gthread" if threads > 1 else "sync",
-        "timeout": 30,
-        "graceful_timeout": 10,
-        "keepalive": 5,
-        "accesslog": None,
-        "limit_request_field_size": 16384,
-    }
-
-
-GC_FIRST_THRESHOLD = 20_000  # default 700; a large chart's JSON alone holds far more containers
-
-
-def settle_heap() -> None:
-    """After start-up, in each worker: keep the long-lived heap out of the garbage collector's way.
-
-    The knowledge, the fhir.resources/pydantic models and the SQLAlchemy metadata would otherwise be walked again by
-    every full collection, and a hook call's JSON allocates enough containers to trigger them. Request data is
-    acyclic and freed by reference counting, so the first threshold is raised too; cyclic garbage is still
-    collected, in larger batches. Measured effect: docs/performance.md ("GC").
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_FIRST_THRESHOLD, *gc.get_threshold()[1:])
-
-
-def _with_bound_public_url(env: Any, host: str, port: int) -> dict[str, str]:
-    """The environment, with CDS_PUBLIC_URL defaulting to the address `serve` binds (card links and the JWT aud)."""
-    if env.get("CDS_PUBLIC_URL", "").strip():
-        return dict(env)
-    shown = "127.0.0.1" if host in ("0.0.0.0", "", "::") else (f"[{host}]" if ":" in host else host)
-    return {**env, "CDS_PUBLIC_URL": f"http://{shown}:{port}"}
-
-
-def prepare_store(settings: Settings) -> None:
-    """Before forking: a SQLite file is created or upgraded; another database must be at the head revision."""
-    from cds_service.repeat_alerts import AcknowledgedTemplate
-    from cds_service.store import Store
-
-    AcknowledgedTemplate.load(settings.cards_dir)  # fail fast, like the content
-    Store(settings.database_url, settings.patient_hash_key).engine.dispose()
-
-
-def serve(args: argparse.Namespace) -> int:
-    from gunicorn.app.base import BaseApplication
-
-    from cds_service.http.logging_setup import configure_logging
-    from cds_service.http.metrics_setup import gunicorn_metrics_hooks
-
-    configure_logging()
-    settings = load_settings(_with_bound_public_url(os.environ, args.host, args.port))
-    knowledge = load_knowledge(settings.content_dir, settings.cards_dir, settings.guide_id)  # fail fast, before forking
-    ResponseCheck(knowledge, settings.base_url)
-    if settings.auth == "jwt" and settings.trusted_issuers_file is not None:
-        from cds_service.security.trusted_issuers import load_trusted_issuers
-
-        issuers = load_trusted_issuers(settings.trusted_issuers_file, settings.allow_http_loopback)
-        log.info("trusted_issuers_loaded", extra={"issuers": sorted(issuers)})
-    prepare_store(settings)
-    metrics_hooks = gunicorn_metrics_hooks(settings, args.host)  # before prometheus_client is imported
-    from cds_service.http.app import create_app
-
-    workers, threads = worker_counts(args.workers, args.threads)
-    if settings.auth == "off":
-        log.warning("authentication_off", extra={"detail": "CDS_AUTH=off: every caller is trusted; demo only"})
-    sys.stderr.write(_banner(settings, args.host, args.port, workers))
-    options = {**gunicorn_options(args.host, args.port, workers, threads), **metrics_hooks}
-
-    class Server(BaseApplication):
-        def load_config(self) -> None:
-            for key, value in options.items():
-                self.cfg.set(key, value)
-
-        def load(self) -> Any:
-            configure_logging()
-            app = create_app(settings)
-            settle_heap()
-            return app
-
-    Server().run()
-    return 0
 
 
 def _patient_from(resources: list[Any]) -> str | None:
@@ -266,9 +152,7 @@ def _as_text(cards: list[dict[str, Any]]) -> str:
 
 
 def check_content(_: argparse.Namespace) -> int:
-    settings = load_settings(for_server=False)
-    knowledge = load_knowledge(settings.content_dir, settings.cards_dir, settings.guide_id)
-    ResponseCheck(knowledge, settings.base_url)  # every template's fixed card fields are spec-true
+    knowledge = checked_knowledge(load_settings(for_server=False))  # every template's fixed card fields spec-true
     sys.stdout.write(
         f"content OK: guide '{knowledge.guide.id}', {len(knowledge.findings)} findings, "
         f"{len(knowledge.scores)} scores, {len(knowledge.rules)} rules, {len(knowledge.cards)} card "
@@ -370,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--workers", type=int, default=0, help="default: CDS_WORKERS or the number of CPUs (min 2)")
-    p.add_argument("--threads", type=int, default=0, help="threads per worker (default: CDS_THREADS or 1)")
+    p.add_argument("--threads", type=int, default=0, help="threads per worker (default: CDS_THREADS or 8)")
     p.set_defaults(run=serve)
     p = commands.add_parser("triage", help="triage a FHIR Bundle or a CDS Hooks request offline")
     p.add_argument("file")

@@ -26,10 +26,16 @@ class Engine:
     response_check: ResponseCheck
 
     @classmethod
-    def build(cls, settings: Settings) -> Engine:
-        knowledge = load_knowledge(settings.content_dir, settings.cards_dir, settings.guide_id)
+    def build(cls, settings: Settings, knowledge: Knowledge | None = None) -> Engine:
+        """`knowledge`: content already loaded and checked (the server's master process), else read now."""
+        knowledge = knowledge or load_knowledge(settings.content_dir, settings.cards_dir, settings.guide_id)
         client = FhirClient(
-            FhirRequestLimits(settings.fhir_timeout, settings.fhir_max_response_bytes, settings.allow_http_loopback)
+            FhirRequestLimits(
+                settings.fhir_timeout,
+                settings.fhir_max_response_bytes,
+                settings.allow_http_loopback,
+                settings.fhir_max_concurrent,
+            )
         )
         return cls(
             settings,
@@ -46,11 +52,11 @@ class Runtime:
     authenticator: Authenticator
 
     @classmethod
-    def build(cls, settings: Settings) -> Runtime:
+    def build(cls, settings: Settings, knowledge: Knowledge | None = None) -> Runtime:
         store = Store(
             settings.database_url, settings.patient_hash_key, store_override_comments=settings.store_override_comments
         )
-        return cls(Engine.build(settings), store, Authenticator(settings, store))
+        return cls(Engine.build(settings, knowledge), store, Authenticator(settings, store))
 
     @property
     def settings(self) -> Settings:

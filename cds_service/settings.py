@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     fhir_timeout: float = 0.35
     fhir_max_pages: int = 50
     fhir_max_response_bytes: int = 5_000_000
+    fhir_max_concurrent: int = 4  # per worker and FHIR server; more calls get 412 at once (fhir/bulkhead.py)
     max_request_bytes: int = 5_000_000
     content_dir: Path = REPO_ROOT / "content"
     cards_dir: Path = REPO_ROOT / "cards"
@@ -54,7 +55,7 @@ class Settings(BaseSettings):
     # Test rigs only: honour the X-CDS-Evaluation-Time header so a scenario can fix "now". Never in production.
     allow_clock_header: bool = False
     workers: int = 0  # gunicorn workers; 0: the CPU count (min 2)
-    threads: int = 0  # threads per worker; 0: 1
+    threads: int = 0  # threads per worker; 0: DEFAULT_THREADS
     store_override_comments: bool = False  # clinician free text, may hold patient details: kept only when "1"
     metrics: str = "on"  # CDS_METRICS: on (GET /metrics on the service port), off, or a port of its own
 
@@ -116,7 +117,13 @@ class Settings(BaseSettings):
         return number
 
     @field_validator(
-        "fhir_max_pages", "fhir_max_response_bytes", "max_request_bytes", "workers", "threads", mode="before"
+        "fhir_max_pages",
+        "fhir_max_response_bytes",
+        "fhir_max_concurrent",
+        "max_request_bytes",
+        "workers",
+        "threads",
+        mode="before",
     )
     @classmethod
     def _integer(cls, value: Any, info: ValidationInfo) -> int:

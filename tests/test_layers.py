@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "answer": 6,
     "repeat_alerts": 6,
     "http": 7,
+    "server": 7,
     "cli": 7,
     "store_commands": 7,
     "__main__": 7,

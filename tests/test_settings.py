@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.cli import worker_counts
+from cds_service.server import DEFAULT_THREADS, worker_counts
 from cds_service.settings import REPO_ROOT, Settings, SettingsError, load_settings, server_counts
 from tests.support.fhir_server import free_port
 
@@ -185,7 +185,7 @@ def test_worker_counts_prefers_flags_then_environment_then_defaults(monkeypatch:
     assert worker_counts(7, 2) == (7, 2)
     monkeypatch.setenv("CDS_WORKERS", "0")
     monkeypatch.setenv("CDS_THREADS", "")
-    assert worker_counts() == (max(2, os.cpu_count() or 2), 1)
+    assert worker_counts() == (max(2, os.cpu_count() or 2), DEFAULT_THREADS)
     monkeypatch.setenv("CDS_WORKERS", "many")
     with pytest.raises(SettingsError, match="CDS_WORKERS"):
         worker_counts()

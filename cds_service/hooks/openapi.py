@@ -18,7 +18,8 @@ def _json(schema: str, description: str) -> dict[str, Any]:
 
 
 def _outcome(description: str) -> dict[str, Any]:
-    return _json("OperationOutcome", description)
+    """Every 4xx/5xx answer: a FHIR OperationOutcome, served as application/fhir+json."""
+    return {"description": description, "content": {"application/fhir+json": {"schema": "OperationOutcome"}}}
 
 
 def build_spec() -> APISpec:
@@ -40,9 +41,29 @@ def build_spec() -> APISpec:
         ("OperationOutcome", schemas.OperationOutcomeSchema),
     ]:
         spec.components.schema(name, schema=schema)
+    _declare_cross_field_rules(spec.components.schemas)
     _cds_hooks_paths(spec)
     _page_and_ops_paths(spec)
     return spec
+
+
+def _declare_cross_field_rules(components: dict[str, Any]) -> None:
+    """What the schemas check in code (validators, @validates_schema), stated in the document too: a client that
+    follows the document is never refused (schemathesis checks this, tests/test_fuzz_openapi.py)."""
+    components["HookRequest"]["properties"]["hookInstance"]["format"] = "uuid"
+    components["FeedbackItem"]["oneOf"] = [
+        {
+            "description": "accepted: at least one accepted suggestion, no override reason",
+            "properties": {"outcome": {"enum": ["accepted"]}, "acceptedSuggestions": {"minItems": 1}},
+            "required": ["acceptedSuggestions"],
+            "not": {"required": ["overrideReason"]},
+        },
+        {
+            "description": "overridden: no accepted suggestions",
+            "properties": {"outcome": {"enum": ["overridden"]}},
+            "not": {"required": ["acceptedSuggestions"]},
+        },
+    ]
 
 
 def _cds_hooks_paths(spec: APISpec) -> None:
@@ -141,7 +162,7 @@ def _page_and_ops_paths(spec: APISpec) -> None:
                 "responses": {
                     "200": {
                         "description": "OpenAPI 3 document",
-                        "content": {"application/yaml": {"schema": {"type": "string"}}},
+                        "content": {"application/yaml": {"schema": {"type": "object"}}},
                     }
                 },
             }

@@ -100,4 +100,6 @@ def feedback(service_id: str) -> Response:
         "unknown_cards": stored.unknown,
         "duplicates": stored.duplicate,
     }
-    return Response(status=200)  # stored durably before this answer; the spec defines no body
+    acknowledged = Response(status=200)  # stored durably before this answer; the spec defines no body
+    del acknowledged.headers["Content-Type"]  # nothing to type (Flask would say text/html)
+    return acknowledged

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import jwt
+import orjson
 from jwt import PyJWK
 from jwt.exceptions import (
     ExpiredSignatureError,
@@ -38,6 +39,7 @@ LEEWAY_SECONDS = 60
 MAX_LIFETIME_SECONDS = 3600  # "should be no more than an hour" (CDS Hooks best practice); bounds the replay cache
 MAX_TOKEN_CHARS = 8192
 MAX_JTI_CHARS = 255
+MAX_PARSED_KEYS = 64
 REQUIRED_CLAIMS = ["iss", "aud", "exp", "iat", "jti"]  # all REQUIRED by CDS Hooks 2.0.1
 
 
@@ -93,6 +95,16 @@ class JwtVerifier:
         self.issuers = issuers
         self.store = store
         self.jwks = jwks
+        self._keys: dict[bytes, PyJWK] = {}  # parsed once per published key (parsing was per call)
+
+    def _parsed_key(self, raw_key: dict[str, Any], algorithm: str) -> PyJWK:
+        cache_key = orjson.dumps([algorithm, raw_key], option=orjson.OPT_SORT_KEYS)
+        key = self._keys.get(cache_key)
+        if key is None:
+            if len(self._keys) >= MAX_PARSED_KEYS:
+                self._keys.clear()  # keys rotate rarely: a full cache means churn, start again
+            key = self._keys[cache_key] = PyJWK(raw_key, algorithm)  # fails when the key type does not fit
+        return key
 
     def verify(self, authorization: str | None, audience: str) -> Caller:
         token = _bearer_token(authorization)
@@ -131,7 +143,7 @@ class JwtVerifier:
         self, token: str, raw_key: dict[str, Any], algorithm: str, issuer: TrustedIssuer, audience: str
     ) -> dict[str, Any]:
         try:
-            key = PyJWK(raw_key, algorithm)  # fails when the key type does not fit the algorithm
+            key = self._parsed_key(raw_key, algorithm)
         except PyJWTError as exc:
             raise AuthFailure(Failure.ALGORITHM) from exc
         try:
