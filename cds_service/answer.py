@@ -65,6 +65,7 @@ def answer(
             rules=[rule.id for rule in decision.rules],
             findings=[item.finding for item in shown_findings(decision)],
             issued_at=now,
+            content_version=engine.knowledge.release.content_version,
         )
         for card, decision in zip(result.cards, result.decisions, strict=True)
     ]

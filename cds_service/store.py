@@ -60,6 +60,7 @@ class IssuedCardRow:
     findings: list[str]
     issued_at: datetime
     evidence_key: str | None = None  # repeat_alerts.evidence_key: the tier and what each shown Observation said
+    content_version: str | None = None  # the content release the card was made with (with `rules`: the knowledge)
 
 
 class IssuedCard(Base):
@@ -78,6 +79,7 @@ class IssuedCard(Base):
     patient_hash: Mapped[str] = mapped_column(String(64))
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     evidence_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    content_version: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
 
 class FeedbackRecord(Base):

@@ -162,11 +162,12 @@ def _read_in_part_card(
         **template_fields(template, knowledge, base_url),
         "extension": {
             EXTENSION_KEY: {
+                "content_version": knowledge.release.content_version,
                 "read_in_part": {
                     "reason": read.reason,
                     "pages_read": read.pages_read,
                     "observations_read": read.observations_read,
-                }
+                },
             }
         },
     }
@@ -186,6 +187,7 @@ def render_card(
     rules = decision.rules
     extension: dict[str, Any] = {
         "rules": [rule.id for rule in rules],
+        "content_version": knowledge.release.content_version,
         "findings": [_finding_entry(item) for item in shown_findings(decision)],
     }
     if not extension["rules"]:

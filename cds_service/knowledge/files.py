@@ -233,6 +233,18 @@ class GuideFile(Strict):
     sections = fields.List(fields.Nested(SectionEntry), required=True, validate=validate.Length(min=1))
 
 
+# ---- content/<guide>/release.yaml ----------------------------------------------------------------------------
+
+
+class ReleaseFile(Strict):
+    content_version = fields.String(
+        required=True, validate=validate.Regexp(r"^\d+(\.\d+)+$", error="must be like 2026.11.1")
+    )
+    reviewed_by = fields.String(required=True, validate=validate.Length(min=3))
+    reviewed_on = fields.String(required=True, validate=validate.Regexp(r"^\d{4}-\d{2}-\d{2}$", error="must be a date"))
+    content_digest = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$", error="must be a sha256"))
+
+
 # ---- cards/*.yaml --------------------------------------------------------------------------------------------
 
 

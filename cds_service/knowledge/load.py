@@ -26,6 +26,7 @@ from cds_service.knowledge.model import (
     Key,
     Knowledge,
     Recognition,
+    Release,
     Rule,
     Suggestion,
     Tier,
@@ -42,6 +43,11 @@ def load_guide(doc: YamlDocument, guide_id: str) -> Guide:
     if data["id"] != guide_id:
         raise doc.error(("id",), f"guide id {data['id']!r} does not match its folder {guide_id!r}")
     return Guide(data["id"], data["title"], data["summary"], data["source"], data["reviewed"], tuple(data["sections"]))
+
+
+def load_release(doc: YamlDocument) -> Release:
+    data = validated(doc, files.ReleaseFile())
+    return Release(data["content_version"], data["reviewed_by"], data["reviewed_on"], data["content_digest"])
 
 
 # ---- content/<guide>/rules.yaml ------------------------------------------------------------------------------
@@ -247,6 +253,7 @@ def load_knowledge(content_dir: Path, cards_dir: Path, guide_id: str = "weakness
         code_lookups=lookups,
         text_pattern=re.compile("|".join(f"(?:{p})" for p in all_patterns), re.IGNORECASE) if all_patterns else None,
         relevant_codes=_relevant_codes(recognition, found, instruments),
+        release=load_release(load_yaml(guide_dir / "release.yaml")),
     )
 
 

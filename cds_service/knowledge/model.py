@@ -216,6 +216,19 @@ class Guide:
     sections: tuple[dict[str, str], ...]
 
 
+@dataclass(frozen=True)
+class Release:
+    """The content release a card was made with (content/<guide>/release.yaml): its version and who reviewed it."""
+
+    content_version: str
+    reviewed_by: str
+    reviewed_on: str
+    content_digest: str  # sha256 of the clinical content it was reviewed as (safety/release_check.py)
+
+
+UNRELEASED = Release("unreleased", "", "", "")
+
+
 class CodeLookup(Protocol):
     """A terminology looked up by hierarchy (knowledge/icd10cm.py): what a code of its system means, if anything."""
 
@@ -249,6 +262,7 @@ class Knowledge:
     code_lookups: dict[str, CodeLookup] = field(default_factory=dict)  # by system: terminologies by hierarchy
     text_pattern: re.Pattern[str] | None = None
     relevant_codes: frozenset[Key] = frozenset()
+    release: Release = UNRELEASED
 
     def tier(self, tier_id: str) -> Tier:
         return next(t for t in self.tiers if t.id == tier_id)
