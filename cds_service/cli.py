@@ -1,4 +1,4 @@
-"""`cds-service serve | triage | check-content | examples | openapi`."""
+"""`cds-service serve | triage | check-content | safety | examples | openapi | db | report`."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from cds_service.hooks.response_check import InvalidTemplate
 from cds_service.hooks.schemas import HookRequestSchema
 from cds_service.hooks.services import SERVICES, ServiceDefinition
 from cds_service.migrations import SchemaBehind
-from cds_service.server import checked_knowledge, serve
+from cds_service.safety.commands import add_content_commands
+from cds_service.server import serve
 from cds_service.settings import ENV_NAMES, SettingsError, load_settings
 from cds_service.store_commands import add_store_commands
 from cds_service.validation import dotted, first_error
@@ -151,16 +152,6 @@ def _as_text(cards: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def check_content(_: argparse.Namespace) -> int:
-    knowledge = checked_knowledge(load_settings(for_server=False))  # every template's fixed card fields spec-true
-    sys.stdout.write(
-        f"content OK: guide '{knowledge.guide.id}', {len(knowledge.findings)} findings, "
-        f"{len(knowledge.scores)} scores, {len(knowledge.rules)} rules, {len(knowledge.cards)} card "
-        f"templates\n"
-    )
-    return 0
-
-
 PUBLIC_SANDBOX = "https://sandbox.cds-hooks.org"
 
 
@@ -262,8 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patient", help="patient id (default: from the request or the Bundle)")
     p.add_argument("--format", choices=["json", "text"], default="text")
     p.set_defaults(run=triage_file)
-    p = commands.add_parser("check-content", help="validate content/ and cards/")
-    p.set_defaults(run=check_content)
+    add_content_commands(commands)  # check-content, safety
     p = commands.add_parser("openapi", help="print the OpenAPI document generated from the schemas")
     p.set_defaults(run=print_openapi)
     _examples_parser(commands)

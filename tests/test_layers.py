@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "migrations": 4,
     "runtime": 5,
     "report": 5,
+    "safety": 5,
     "answer": 6,
     "repeat_alerts": 6,
     "http": 7,
