@@ -20,11 +20,11 @@ import orjson
 import requests
 from flask import Flask, Response, abort, request
 
-from cds_service.hooks.services import PREFETCH
+from cds_service.hooks.services import observation_search
 
 FIXED = b'{"cards":[]}'
-# The service's Observations prefetch template, with {patient} for context.patientId.
-OBSERVATIONS_QUERY = PREFETCH["observations"].replace("{{context.patientId}}", "{patient}")
+# The search the service sends itself for the Observations (with its date floor), {patient} for context.patientId.
+OBSERVATIONS_QUERY = observation_search("2000-01-01T00:00:00Z").replace("{{context.patientId}}", "{patient}")
 _local = threading.local()
 
 
