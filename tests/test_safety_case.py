@@ -281,7 +281,13 @@ def _call(served: ServiceServer, body: dict[str, object]) -> list[dict[str, obje
 
 
 def _fetch_request(fhir_server: str) -> dict[str, object]:
-    authorization = {"access_token": "t0k", "token_type": "Bearer", "expires_in": 300, "scope": "patient/Observation.read", "subject": "s"}
+    authorization = {
+        "access_token": "t0k",
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "patient/Observation.read",
+        "subject": "weakness-triage",
+    }
     return hook_request(PATIENT, fhirServer=fhir_server, fhirAuthorization=authorization)
 
 
