@@ -22,7 +22,7 @@ from cds_service.domain.fhir_time import describe_age
 from cds_service.domain.triage import Decision
 from cds_service.hooks.schemas import CardSchema
 from cds_service.knowledge.model import Knowledge
-from cds_service.store import Acknowledgement, Store, aware
+from cds_service.store import AcknowledgementRow, Store, aware
 from cds_service.yaml_source import load_yaml
 
 TEMPLATE_FILE = "acknowledged.yaml"
@@ -97,7 +97,7 @@ class RepeatAlerts:
         return HookAnswer({"cards": cards}, result.decisions, rows, fields)
 
     def _info_line(
-        self, card: dict[str, Any], decision: Decision, ack: Acknowledgement, now: datetime
+        self, card: dict[str, Any], decision: Decision, ack: AcknowledgementRow, now: datetime
     ) -> dict[str, Any]:
         template = self.knowledge.cards[decision.card]
         reasons = dict(template.override_reasons)

@@ -9,6 +9,7 @@ The schema is versioned by cds_service/migrations (Alembic); these models mirror
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -28,12 +29,12 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    bindparam,
     create_engine,
     delete,
     event,
     insert,
     select,
-    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
@@ -113,6 +114,23 @@ class Acknowledgement(Base):
     reason_code: Mapped[str | None] = mapped_column(String(100), nullable=True)
     overridden_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+@dataclass(frozen=True)
+class AcknowledgementRow:
+    card_uuid: str
+    tier: str
+    evidence_key: str
+    reason_code: str | None
+    overridden_at: datetime
+
+
+_ACK = Acknowledgement.__table__.c
+_SELECT_ACKNOWLEDGEMENTS = (
+    select(_ACK.card_uuid, _ACK.tier, _ACK.evidence_key, _ACK.reason_code, _ACK.overridden_at)
+    .where(_ACK.patient_hash == bindparam("patient_hash"))
+    .order_by(_ACK.overridden_at.desc())
+)
 
 
 @dataclass(frozen=True)
@@ -282,35 +300,33 @@ class Store:
         }
         self._insert_or_ignore(session, Acknowledgement, values, "card_uuid")
 
-    def acknowledgements(self, patient_id: str, since: datetime) -> list[Acknowledgement]:
-        """Overrides of this patient's cards made since `since`, newest first."""
-        with self.sessions() as session:
-            found = session.execute(
-                select(Acknowledgement)
-                .where(Acknowledgement.patient_hash == self.patient_hash(patient_id))
-                .order_by(Acknowledgement.overridden_at.desc())
-            ).scalars()
-            return [ack for ack in found if aware(ack.overridden_at) >= since]
+    def acknowledgements(self, patient_id: str, since: datetime) -> list[AcknowledgementRow]:
+        """Overrides of this patient's cards made since `since`, newest first (read on every hook call that has a
+        critical or warning card: a Core query on the patient index, no ORM objects)."""
+        with self.engine.connect() as connection:
+            found = connection.execute(_SELECT_ACKNOWLEDGEMENTS, {"patient_hash": self.patient_hash(patient_id)})
+            return [AcknowledgementRow(*row) for row in found if aware(row.overridden_at) >= since]
 
     def claim_token_id(self, issuer: str, jti: str, expires_at: int) -> bool:
         """Record a token id as used until `expires_at`; False when it was already used and has not expired."""
         key = hashlib.sha256(f"{issuer}\n{jti}".encode()).hexdigest()
         now = int(time.time())
         self._prune(now)
-        try:
-            with self.sessions.begin() as session:
-                session.add(UsedTokenId(key=key, expires_at=expires_at))
-            return True
-        except IntegrityError:
-            pass
-        # Already there: only an expired, not yet pruned row may be taken over (atomically, one winner).
-        with self.sessions.begin() as session:
-            taken = session.execute(
-                update(UsedTokenId)
-                .where(UsedTokenId.key == key, UsedTokenId.expires_at < now)
-                .values(expires_at=expires_at)
-            )
-            return taken.rowcount == 1  # type: ignore[attr-defined]  # a CursorResult for UPDATE
+        # One statement, one commit, atomic on both databases: insert, or take over a row whose token has expired
+        # (not yet pruned); a live row is left alone, and then nothing is written: a replay.
+        with self.engine.begin() as connection:
+            claimed = connection.execute(self._claim, {"key": key, "expires_at": expires_at, "now": now})
+            return claimed.first() is not None  # RETURNING: a row came back only when it was written
+
+    @functools.cached_property
+    def _claim(self) -> Any:
+        insert_ = (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(UsedTokenId)
+        statement = insert_.values(key=bindparam("key"), expires_at=bindparam("expires_at"))
+        return statement.on_conflict_do_update(
+            index_elements=[UsedTokenId.key],
+            set_={"expires_at": statement.excluded.expires_at},
+            where=UsedTokenId.expires_at < bindparam("now"),
+        ).returning(UsedTokenId.key)
 
     def _prune(self, now: int) -> None:
         if time.monotonic() < self._next_prune:
