@@ -18,6 +18,7 @@ from cds_service.hooks.services import SERVICES, SERVICES_BY_ID, ServiceDefiniti
 from cds_service.http import metrics
 from cds_service.http.body import json_response, read_json_object
 from cds_service.http.context import current_repeat_alerts, current_runtime
+from cds_service.http.large_bodies import large_body_turn
 from cds_service.runtime import Runtime
 from cds_service.validation import dotted, first_error
 
@@ -69,6 +70,11 @@ def call_service(service_id: str) -> Response:
     runtime = current_runtime()
     caller = _authenticate(runtime)
     service = _service(service_id)
+    with large_body_turn(request.content_length):
+        return _answer(runtime, service, caller)
+
+
+def _answer(runtime: Runtime, service: ServiceDefinition, caller: Caller) -> Response:
     hook_request = _load(_hook_request, read_json_object())
     if hook_request["hook"] != service.hook:
         raise ClientError(
