@@ -77,3 +77,34 @@ def test_authentication_is_on_by_default_and_refuses_to_run_unconfigured() -> No
     with pytest.raises(SettingsError, match="CDS_AUTH=jwt needs CDS_TRUSTED_ISSUERS"):
         load_settings({})
     assert load_settings({"CDS_AUTH": "off"}).cors_origins == ("*",)
+
+
+def test_large_hook_requests_take_turns_and_small_ones_never_wait() -> None:
+    import threading
+    import time
+
+    from cds_service.http import large_bodies
+
+    inside, peak, lock = 0, 0, threading.Lock()
+
+    def request(size: int) -> None:
+        nonlocal inside, peak
+        with large_bodies.large_body_turn(size):
+            with lock:
+                inside += 1
+                peak = max(peak, inside)
+            time.sleep(0.05)
+            with lock:
+                inside -= 1
+
+    threads = [threading.Thread(target=request, args=(large_bodies.LARGE_BODY_BYTES,)) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.01)
+    started = time.monotonic()
+    with large_bodies.large_body_turn(1000):  # a small body goes at once, even while large ones queue
+        waited = time.monotonic() - started
+    for thread in threads:
+        thread.join()
+    assert peak == large_bodies.LARGE_BODIES_AT_ONCE
+    assert waited < 0.02
