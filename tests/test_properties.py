@@ -125,34 +125,32 @@ value = st.one_of(
 )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(EMERGENCY_CODES), value, st.integers(0, 23))
-def test_no_value_outside_the_present_set_raises_a_critical_card(
-    code: tuple[str, str], element: dict[str, Any], hours_ago: int
-) -> None:
-    observation = {
+def sign(code: tuple[str, str], when: str, value_element: dict[str, Any]) -> dict[str, Any]:
+    """An emergency sign's record with the given value element."""
+    return {
         "resourceType": "Observation",
         "id": "sign",
         "status": "final",
         "code": {"coding": [{"system": code[0], "code": code[1]}]},
         "subject": {"reference": f"Patient/{PATIENT}"},
-        "effectiveDateTime": f"2026-11-25T{11 - hours_ago % 12:02d}:00:00Z",
-        **element,
+        "effectiveDateTime": when,
+        **value_element,
     }
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(EMERGENCY_CODES), value, st.integers(0, 23))
+def test_no_value_outside_the_present_set_raises_a_critical_card(
+    code: tuple[str, str], element: dict[str, Any], hours_ago: int
+) -> None:
+    observation = sign(code, f"2026-11-25T{11 - hours_ago % 12:02d}:00:00Z", element)
     indicators = [indicator for indicator, _ in signature([observation], PATIENT, NOW)]
     assert "critical" not in indicators and "warning" not in indicators, (code, element)
 
 
 def test_the_property_is_not_vacuous() -> None:
     """The same records with a present value do raise a critical card."""
+    yes = {"valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct", "code": "373066001"}]}}
     for key in EMERGENCY_CODES[:5]:
-        observation = {
-            "resourceType": "Observation",
-            "id": "sign",
-            "status": "final",
-            "code": {"coding": [{"system": key[0], "code": key[1]}]},
-            "subject": {"reference": f"Patient/{PATIENT}"},
-            "effectiveDateTime": "2026-11-25T11:00:00Z",
-            "valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct", "code": "373066001"}]},
-        }
+        observation = sign(key, "2026-11-25T11:00:00Z", yes)
         assert next(indicator for indicator, _ in signature([observation], PATIENT, NOW)) == "critical", key
