@@ -39,6 +39,17 @@ GROUPS = {
 }
 
 
+def _released() -> str:
+    """The content version of the committed release (content/weakness/release.yaml)."""
+    text = (REPO_ROOT / "content" / "weakness" / "release.yaml").read_text()
+    found = re.search(r'content_version: "([^"]+)"', text)
+    assert found is not None
+    return found.group(1)
+
+
+RELEASED = _released()
+
+
 def _droop(patient: str, **fields: object) -> dict[str, object]:
     return observation(
         "280816001", patient_id=patient, valueBoolean=True, effectiveDateTime="2026-11-25T10:00:00Z", **fields
@@ -171,7 +182,7 @@ def test_check_content_refuses_content_changed_since_its_review(
     rules.write_text(rules.read_text(encoding="utf-8").replace("acute_window: 72h", "acute_window: 96h"))
     assert cli_main(["check-content"]) == 2
     err = capsys.readouterr().err
-    assert "release.yaml: the clinical content changed since 2026.12.1 was reviewed" in err
+    assert f"release.yaml: the clinical content changed since {RELEASED} was reviewed" in err
     digest = re.search(r"content_digest: ([0-9a-f]{64})", err)
     assert digest is not None
     release = content_copy / "weakness" / "release.yaml"
@@ -185,18 +196,18 @@ def test_check_content_refuses_a_version_without_a_reviewed_changelog_entry(
 ) -> None:
     release = content_copy / "weakness" / "release.yaml"
     changelog = content_copy / "CHANGELOG.md"
-    release.write_text(release.read_text().replace('content_version: "2026.12.1"', 'content_version: "2026.12.2"'))
+    release.write_text(release.read_text().replace(f'content_version: "{RELEASED}"', 'content_version: "9999.1.1"'))
     assert cli_main(["check-content"]) == 2
-    assert "CHANGELOG.md: no `## 2026.12.2` entry" in capsys.readouterr().err
-    entry = "## 2026.12.2\n\n- The acute window of the emergency tier is unchanged (a test entry).\n\n"
+    assert "CHANGELOG.md: no `## 9999.1.1` entry" in capsys.readouterr().err
+    entry = "## 9999.1.1\n\n- The acute window of the emergency tier is unchanged (a test entry).\n\n"
     original = changelog.read_text()
-    changelog.write_text(original.replace("## 2026.12.1", entry + "## 2026.12.1", 1))
+    changelog.write_text(original.replace(f"## {RELEASED}", entry + f"## {RELEASED}", 1))
     assert cli_main(["check-content"]) == 2
     assert "needs the line `Reviewed by: Clinical safety officer, weakness-triage team`" in capsys.readouterr().err
     reviewed = entry.replace("\n\n-", "\n\nReviewed by: Clinical safety officer, weakness-triage team\n\n-", 1)
-    changelog.write_text(original.replace("## 2026.12.1", reviewed + "## 2026.12.1", 1))
+    changelog.write_text(original.replace(f"## {RELEASED}", reviewed + f"## {RELEASED}", 1))
     assert cli_main(["check-content"]) == 0
-    assert "2026.12.2 (reviewed by Clinical safety officer" in capsys.readouterr().out
+    assert "9999.1.1 (reviewed by Clinical safety officer" in capsys.readouterr().out
 
 
 # ---- the knowledge version and the basis on every card --------------------------------------------------------
@@ -219,7 +230,7 @@ def test_every_card_carries_the_content_version_and_its_rules(
     assert len({card["indicator"] for _, card in scenario_cards}) == 3
     for name, card in scenario_cards:
         extension = card["extension"]["org.weakness-triage"]  # type: ignore[index]
-        assert extension["content_version"] == knowledge.release.content_version == "2026.12.1", name
+        assert extension["content_version"] == knowledge.release.content_version == RELEASED, name
         if card["indicator"] in ("critical", "warning"):
             assert extension["rules"] and set(extension["rules"]) <= {r.id for r in knowledge.rules}, name
 
@@ -308,7 +319,7 @@ def test_the_card_log_keeps_the_content_version_and_the_rules(served: ServiceSer
     assert issued is not None
     assert (
         (issued.content_version, issued.rules)
-        == ("2026.12.1", extension["rules"])
+        == (RELEASED, extension["rules"])
         == (
             extension["content_version"],
             ["stroke-sign-facial-droop"],
