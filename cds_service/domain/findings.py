@@ -155,8 +155,15 @@ def _evidence(
 def _from_symptom(
     ctx: _Context, value: Value, interpretation: frozenset[str], present: bool, knowledge: Knowledge
 ) -> list[Evidence]:
-    """HL7 Symptoms IG: code 75325-1 "Symptom" (or 111551-8 "Symptom absent") with the symptom as value."""
-    if value.kind != "concept" or (match := match_concept(value.concept, knowledge)) is None:
+    """A question answered by the finding: the Symptoms IG "Symptom" (75325-1; 111551-8 "Symptom absent") or a
+    chief complaint, with the symptom as a code or, for a complaint, in words."""
+    if value.kind == "text" and value.text:
+        match = _match_text(value.text, knowledge)
+    elif value.kind == "concept":
+        match = match_concept(value.concept, knowledge)
+    else:
+        match = None
+    if match is None:
         return []
     said = Statement("symptom" if present else "symptom-absent", value)
     if not present:
@@ -206,8 +213,8 @@ def _from_item(
         return []
     recognition = knowledge.recognition
     keys = set(code.keys)
-    if recognition.symptom_present in keys or recognition.symptom_absent in keys:
-        return _from_symptom(ctx, value, interpretation, recognition.symptom_present in keys, knowledge)
+    if keys & recognition.finding_questions or recognition.symptom_absent in keys:
+        return _from_symptom(ctx, value, interpretation, recognition.symptom_absent not in keys, knowledge)
     for key in code.keys:
         if item := knowledge.scores.get(key):
             found = evidence_from_item(item, value, ctx.site, knowledge)

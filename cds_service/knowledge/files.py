@@ -74,6 +74,7 @@ class TextCuesEntry(Strict):
 class SymptomObservationEntry(Strict):
     present = fields.Nested(CodeEntry, required=True)
     absent = fields.Nested(CodeEntry, required=True)
+    also_present = fields.List(fields.Nested(CodeEntry), load_default=list)  # other questions answered by a finding
 
 
 class QualifierEntry(Strict):

@@ -212,7 +212,7 @@ def _relevant_codes(
         *findings.old_deficit_by_code,
         *instruments.scores,
         *instruments.fast_components,
-        recognition.symptom_present,
+        *recognition.finding_questions,
         recognition.symptom_absent,
     }
     if instruments.fast_panel:

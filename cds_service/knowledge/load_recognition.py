@@ -15,8 +15,9 @@ from cds_service.yaml_source import YamlDocument
 def _cue_pattern(words: list[str], *, at: str) -> re.Pattern[str]:
     """Any of the cue words as whole words; `at` anchors them: "end" (the text before a finding's words),
     "start" (the text after them: nothing but the cue), or "any"."""
-    alternatives = "|".join(word if word == "\\?" else re.escape(word).replace("\\ ", r"\s+") for word in words)
-    body = rf"(?<![\w/-])(?:{alternatives})(?![\w/])"
+    marks = [word for word in words if not any(char.isalnum() for char in word)]  # "\?": "?facial droop"
+    spoken = [re.escape(word).replace("\\ ", r"\s+") for word in words if word not in marks]
+    body = rf"(?:(?<![\w/-])(?:{'|'.join(spoken)})(?![\w/])" + "".join(f"|{mark}" for mark in marks) + ")"
     anchored = {
         "end": rf"{body}[\s:-]*(?:\w+\s+){{0,3}}$",  # "no facial droop", "denies any weakness of"
         "start": rf"^[\s:=,-]*(?:(?:is|was|are|were)\s+)?{body}[\s.!)]*$",  # "facial droop: absent"
@@ -80,6 +81,12 @@ def load_recognition(doc: YamlDocument) -> tuple[Recognition, CodeReader]:
         cues=_cues(data["text_cues"]),
         symptom_present=reader.code(doc, ("symptom_observation", "present"), symptom["present"]).key,
         symptom_absent=reader.code(doc, ("symptom_observation", "absent"), symptom["absent"]).key,
+        finding_questions=frozenset(
+            {
+                reader.code(doc, ("symptom_observation", "present"), symptom["present"]).key,
+                *reader.keys(doc, ("symptom_observation", "also_present"), symptom["also_present"]),
+            }
+        ),
         qualifier_components=components,
         qualifier_values=values,
         ignored_statuses=frozenset(data["ignored_statuses"]),

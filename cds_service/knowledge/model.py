@@ -199,6 +199,7 @@ class Recognition:
     cues: TextCues
     symptom_present: Key
     symptom_absent: Key
+    finding_questions: frozenset[Key]  # "Symptom", "Chief complaint": the value (a code or words) is the finding
     qualifier_components: dict[Key, frozenset[str]]  # component code -> the qualifiers its value may carry
     qualifier_values: dict[Key, frozenset[str]]  # value code -> the qualifiers it means
     ignored_statuses: frozenset[str]
