@@ -154,3 +154,19 @@ def test_triage_cli_refuses_unreadable_input(tmp_path: Path, capsys: pytest.Capt
     path.write_text('{"resourceType": "Patient"}')
     assert cli_main(["triage", str(path)]) == 2
     assert "must be a FHIR Bundle or a CDS Hooks request" in capsys.readouterr().err
+
+
+def test_a_card_line_says_where_and_by_whom_the_sign_was_recorded(knowledge: Knowledge) -> None:
+    exam = [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "exam"}]}]
+    droop = observation(
+        "280816001",
+        valueBoolean=True,
+        effectiveDateTime=at(2),
+        category=exam,
+        performer=[{"reference": "Practitioner/p1", "display": "Dr Ada Lovelace"}],
+    )
+    [card] = cards_for(knowledge, droop)
+    assert "**Facial droop**: Yes; recorded 2 h ago" in card["detail"]
+    assert "on examination, by Dr Ada Lovelace" in card["detail"]
+    [bare] = cards_for(knowledge, observation("280816001", valueBoolean=True, effectiveDateTime=at(2)))
+    assert "on examination" not in bare["detail"] and ", by " not in bare["detail"]

@@ -105,9 +105,18 @@ def _line(item: Evidence, knowledge: Knowledge, now: datetime) -> str:
     if qualifiers:
         parts.append(", ".join(qualifiers))
     parts.append(_recorded(item, words, now))
+    if where := _where(item, words):
+        parts.append(where)
     notes = [words.flags[f] for f in sorted(item.flags) if f in words.flags]
     text = "; ".join(parts)
     return text + (f" (_{'; '.join(notes)}_)" if notes else "")
+
+
+def _where(item: Evidence, words: CardWording) -> str:
+    """Where and by whom it was recorded ("on examination, by Dr A. Jones"), in the words of cards/common.yaml."""
+    where = next((words.recorded[f"category:{c}"] for c in item.categories if f"category:{c}" in words.recorded), "")
+    by = words.recorded.get("by", "by {performer}").format(performer=escape_markdown(item.performer or ""))
+    return ", ".join(part for part in (where, by if item.performer else "") if part)
 
 
 def shown_findings(decision: Decision) -> list[Evidence]:

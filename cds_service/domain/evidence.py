@@ -37,6 +37,8 @@ class Evidence:
     score: tuple[str, str, float] | None = None  # (item id, body-site key, value) for "higher than before"
     severity_recorded: bool = False  # whether the record says anything about severity at all
     concept: Key | None = None  # the code that named the finding (or the item), None when named by text only
+    categories: tuple[str, ...] = ()  # where it was recorded (Observation.category codes)
+    performer: str | None = None  # who recorded it, when the record says
 
     @property
     def present(self) -> bool:

@@ -149,6 +149,8 @@ def _evidence(
         score,
         severity_recorded=ctx.severity_recorded or bool(qualifiers & {"severe", "not-severe"}),
         concept=concept,
+        categories=fact.categories,
+        performer=fact.performer,
     )
 
 

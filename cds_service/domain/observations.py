@@ -60,6 +60,8 @@ class ObservationFact:
     body_sites: tuple[Key, ...]
     components: tuple[Component, ...]
     body_site_texts: tuple[str, ...] = ()  # bodySite.text and displays, for a site given in words only
+    categories: tuple[str, ...] = ()  # Observation.category codes (exam, vital-signs, survey...)
+    performer: str | None = None  # the first performer's display, when the record names one
     validation_error: str | None = None
     validated: bool = True  # False: not checked with fhir.resources yet (see validated())
     source: dict[str, Any] | None = field(default=None, compare=False, repr=False)  # the raw JSON, for validated()
@@ -178,6 +180,8 @@ def to_fact(raw: dict[str, Any], reference: str, *, validate: bool = True) -> Ob
         body_sites=sites.keys,
         components=components,
         body_site_texts=sites.texts,
+        categories=tuple(key[1] for cc in _list(raw.get("category")) for key in concept(cc).keys),
+        performer=next((_str(_dict(p).get("display")) for p in _list(raw.get("performer"))), None),
         validation_error=_validation_problem(raw) if validate else None,
         validated=validate,
         source=raw,
