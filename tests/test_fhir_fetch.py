@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from tests.support.fhir_server import FhirServer
-from tests.support.requests_factory import PATIENT_VIEW, bundle, hook_request, observation
+from tests.support.requests_factory import PATIENT_VIEW, bundle, fhir_authorization, hook_request, observation
 from tests.support.service_server import ServiceServer
 from tests.support.stub_fhir import Reply, StubFhirServer
 
@@ -77,13 +77,7 @@ def call(service: ServiceServer, fhir_server: str, **extra: Any) -> requests.Res
     body = hook_request(
         PATIENT,
         fhirServer=fhir_server,
-        fhirAuthorization={
-            "access_token": TOKEN,
-            "token_type": "Bearer",
-            "expires_in": 300,
-            "scope": "patient/Observation.read patient/Patient.read",
-            "subject": "weakness-triage",
-        },
+        fhirAuthorization=fhir_authorization(TOKEN, "patient/Observation.read patient/Patient.read"),
         **extra,
     )
     return requests.post(

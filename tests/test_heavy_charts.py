@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from tests.support.requests_factory import PATIENT_VIEW, bundle, hook_request, observation
+from tests.support.requests_factory import PATIENT_VIEW, bundle, fhir_authorization, hook_request, observation
 from tests.support.service_server import ServiceServer
 from tests.support.stub_fhir import Reply, StubFhirServer
 
@@ -128,13 +128,7 @@ def capped(stub: tuple[StubFhirServer, Chart]) -> Iterator[ServiceServer]:
 def call(service: ServiceServer, fhir_server: str | None, **extra: Any) -> requests.Response:
     if fhir_server is not None:
         extra["fhirServer"] = fhir_server
-        extra["fhirAuthorization"] = {
-            "access_token": "heavy-token",
-            "token_type": "Bearer",
-            "expires_in": 300,
-            "scope": "patient/Observation.read",
-            "subject": "weakness-triage",
-        }
+        extra["fhirAuthorization"] = fhir_authorization("heavy-token")
     return requests.post(
         f"{service.base_url}/cds-services/{PATIENT_VIEW}",
         json=hook_request(PATIENT, **extra),

@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 
 from tests.support import jwt_kit
 from tests.support.jwt_kit import SigningKey, claims, sign
-from tests.support.requests_factory import PATIENT_VIEW, bundle, hook_request, observation
+from tests.support.requests_factory import PATIENT_VIEW, bundle, fhir_authorization, hook_request, observation
 from tests.support.scenarios import Scenario, load_scenarios
 from tests.support.service_server import ServiceServer
 from tests.support.stub_fhir import Reply, StubFhirServer
@@ -72,13 +72,7 @@ def _personalise(run: Run, scenario: Scenario, index: int, fhir_base: str) -> tu
         for value in _strings(resource):
             run.keep("observation value", value)
     body["fhirServer"] = fhir_base
-    body["fhirAuthorization"] = {
-        "access_token": run.keep("FHIR access token", distinctive("at-")),
-        "token_type": "Bearer",
-        "expires_in": 300,
-        "scope": "patient/Observation.read",
-        "subject": "weakness-triage",
-    }
+    body["fhirAuthorization"] = fhir_authorization(run.keep("FHIR access token", distinctive("at-")))
     return body, patient
 
 
@@ -152,13 +146,7 @@ def _scenarios(run: Run, key: SigningKey, fhir_base: str) -> None:
 
 def _fetch_paths(run: Run, key: SigningKey, ehr: StubFhirServer, behaviour: EhrFhir) -> None:
     token = run.keep("FHIR access token", distinctive("at-"))
-    authorization = {
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": 300,
-        "scope": "patient/Observation.read",
-        "subject": "weakness-triage",
-    }
+    authorization = fhir_authorization(token)
     for reply_kind in ("data", "server-error", "foreign-next-link", "not-json"):
         patient = run.keep("patient id", distinctive("pf"))
         droop = observation(

@@ -20,7 +20,7 @@ from cds_service.safety.hazards import HazardLog, evidence_problems
 from cds_service.safety.traceability import read_scenarios, run
 from cds_service.settings import REPO_ROOT
 from cds_service.store import Store
-from tests.support.requests_factory import PATIENT_VIEW, bundle, hook_request, observation
+from tests.support.requests_factory import PATIENT_VIEW, bundle, fhir_authorization, hook_request, observation
 from tests.support.service_server import ServiceServer
 from tests.support.stub_fhir import Reply, StubFhirServer
 
@@ -292,14 +292,7 @@ def _call(served: ServiceServer, body: dict[str, object]) -> list[dict[str, obje
 
 
 def _fetch_request(fhir_server: str) -> dict[str, object]:
-    authorization = {
-        "access_token": "t0k",
-        "token_type": "Bearer",
-        "expires_in": 300,
-        "scope": "patient/Observation.read",
-        "subject": "weakness-triage",
-    }
-    return hook_request(PATIENT, fhirServer=fhir_server, fhirAuthorization=authorization)
+    return hook_request(PATIENT, fhirServer=fhir_server, fhirAuthorization=fhir_authorization("t0k"))
 
 
 def test_a_fhir_answer_holding_another_patients_sign_raises_no_card(

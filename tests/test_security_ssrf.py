@@ -13,7 +13,7 @@ import requests
 from cds_service.fhir.url_policy import base_url_problem, is_allowed
 from tests.support import jwt_kit
 from tests.support.jwt_kit import SigningKey, claims, sign
-from tests.support.requests_factory import PATIENT_VIEW, bundle, hook_request, observation
+from tests.support.requests_factory import PATIENT_VIEW, bundle, fhir_authorization, hook_request, observation
 from tests.support.service_server import ServiceServer
 from tests.support.stub_fhir import Reply, StubFhirServer
 
@@ -49,13 +49,7 @@ class Rig:
         body = hook_request(
             patient,
             fhirServer=fhir_server,
-            fhirAuthorization={
-                "access_token": TOKEN,
-                "token_type": "Bearer",
-                "expires_in": 300,
-                "scope": "patient/Observation.read patient/Patient.read",
-                "subject": "weakness-triage",
-            },
+            fhirAuthorization=fhir_authorization(TOKEN, "patient/Observation.read patient/Patient.read"),
             **extra,
         )
         self.ehr.hits.clear()

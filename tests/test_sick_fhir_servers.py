@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.support.fhir_server import free_port
-from tests.support.requests_factory import PATIENT_VIEW, bundle, hook_request, observation
+from tests.support.requests_factory import PATIENT_VIEW, bundle, fhir_authorization, hook_request, observation
 from tests.support.service_server import ServiceServer
 from tests.support.sick_fhir import SickFhirServers
 
@@ -69,8 +69,9 @@ def _call(service: ServiceServer, fhir_server: str | None) -> tuple[requests.Res
     if fhir_server is None:
         body = hook_request(PATIENT, [DROOP])
     else:
-        token = {"access_token": "t0k3n", "token_type": "Bearer", "expires_in": 300, "scope": "patient/*.read"}
-        body = hook_request(PATIENT, fhirServer=fhir_server, fhirAuthorization={**token, "subject": "cds"})
+        body = hook_request(
+            PATIENT, fhirServer=fhir_server, fhirAuthorization=fhir_authorization("t0k3n", "patient/*.read")
+        )
     started = time.monotonic()
     response = requests.post(
         f"{service.base_url}/cds-services/{PATIENT_VIEW}", json=body, headers={"X-CDS-Evaluation-Time": NOW}, timeout=30

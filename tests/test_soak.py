@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from tests.support.fhir_server import FhirServer
-from tests.support.requests_factory import ENCOUNTER_START, PATIENT_VIEW, hook_request, observation
+from tests.support.requests_factory import ENCOUNTER_START, PATIENT_VIEW, fhir_authorization, hook_request, observation
 from tests.support.service_server import ServiceServer
 
 SECONDS = float(os.environ.get("SOAK_SECONDS", "25"))
@@ -57,7 +57,7 @@ def service(fhir: FhirServer) -> Iterator[ServiceServer]:
 
 def _calls(service: ServiceServer, fhir: FhirServer) -> list[tuple[str, Callable[[requests.Session], Any]]]:
     hook = f"{service.base_url}/cds-services/{PATIENT_VIEW}"
-    token = {"access_token": "t", "token_type": "Bearer", "expires_in": 300, "scope": "patient/*.read", "subject": "s"}
+    token = fhir_authorization("t", "patient/*.read")
 
     def post(url: str, **kwargs: Any) -> Callable[[requests.Session], Any]:
         return lambda session: session.post(url, headers={**NOW, **kwargs.pop("headers", {})}, timeout=10, **kwargs)

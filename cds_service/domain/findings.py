@@ -172,8 +172,8 @@ def _from_symptom(
         return [_evidence(ctx, match.finding, Verdict(ABSENT), said, match.concept)]
     words = text_verdict(match.text, match.span, knowledge.recognition) if match.text else None
     verdict = _combine(_kind_verdict(match), words)
-    if value_presence(Value("none"), interpretation, knowledge.recognition).presence != PRESENT:
-        verdict = value_presence(Value("none"), interpretation, knowledge.recognition)  # "Symptom" + NEG
+    if (by_interpretation := value_presence(Value("none"), interpretation, knowledge.recognition)).presence != PRESENT:
+        verdict = by_interpretation  # "Symptom" + NEG: the interpretation overrules
     return [_evidence(ctx, match.finding, verdict, said, match.concept)]
 
 
@@ -190,9 +190,8 @@ def _from_finding_code(
     if match is None:
         return []
     recognition = knowledge.recognition
-    verdict = _combine(_kind_verdict(match), None)
-    said_value = value_presence(value, interpretation, recognition)
-    verdict = Verdict(said_value.presence, said_value.flag or verdict.flag, said_value.qualifiers | verdict.qualifiers)
+    by_code, by_value = _kind_verdict(match), value_presence(value, interpretation, recognition)
+    verdict = Verdict(by_value.presence, by_value.flag or by_code.flag, by_value.qualifiers | by_code.qualifiers)
     if match.text is not None and names_an_instrument(match.text, recognition):
         # "Delirium screen: negative": a test's name is not the finding; a positive result is only a lead.
         if verdict.presence == ABSENT:

@@ -20,6 +20,17 @@ from cds_service.domain.evidence import Evidence
 from cds_service.knowledge.model import ABSENT, UNCERTAIN, Knowledge, Rule, Tier
 
 FIRE = "fire"
+_UNCERTAIN_FLAGS = frozenset(
+    {
+        "uncertain",
+        "value-not-recognised",
+        "answer-not-in-list",
+        "text-uncertain",
+        "dated-in-future",
+        "site-not-recorded",
+        "instrument-result",
+    }
+)
 _RANK = {ABSENT: 0, UNCERTAIN: 1}  # on an exact tie of times, the more alarming statement wins
 
 
@@ -147,19 +158,6 @@ def _verdict(rule: Rule, item: Evidence, tier: Tier, chart: _Chart, knowledge: K
     if severity_unknown:
         return "severity-not-recorded"
     return FIRE
-
-
-_UNCERTAIN_FLAGS = frozenset(
-    {
-        "uncertain",
-        "value-not-recognised",
-        "answer-not-in-list",
-        "text-uncertain",
-        "dated-in-future",
-        "site-not-recorded",
-        "instrument-result",
-    }
-)
 
 
 def _fire(

@@ -17,7 +17,7 @@ from typing import Any
 
 from marshmallow import fields, validate
 
-from cds_service.knowledge.load import validated
+from cds_service.knowledge.reading import validated
 from cds_service.validation import Strict
 from cds_service.yaml_source import ContentError, load_yaml
 

@@ -8,11 +8,12 @@ indexes the generated code lists.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
-from marshmallow import ValidationError, fields, validate
+from marshmallow import fields, validate
 
-from cds_service.validation import Strict, first_error
+from cds_service.knowledge.reading import validated
+from cds_service.validation import Strict
 from cds_service.yaml_source import YamlDocument
 
 SYSTEM = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -65,14 +66,6 @@ class Icd10cmIndex:
         return None
 
 
-def _validated(doc: YamlDocument) -> dict[str, Any]:
-    try:
-        return ExpandedFile().load(doc.data if doc.data is not None else {})
-    except ValidationError as exc:
-        path, message = first_error(exc.messages)
-        raise doc.error(path, message) from exc
-
-
 class _Claims:
     """Each code may appear once in the whole file, and every finding named must exist."""
 
@@ -94,7 +87,7 @@ class _Claims:
 
 def load_icd10cm(doc: YamlDocument, finding_ids: set[str]) -> Icd10cmIndex:
     """The index of an icd10cm-expanded.yaml; raises ContentError naming file and line for any problem."""
-    data = _validated(doc)
+    data = validated(doc, ExpandedFile())
     claims = _Claims(doc, finding_ids)
     present: dict[str, str] = {}
     for finding, codes in data["present"].items():

@@ -20,10 +20,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from marshmallow import ValidationError, fields, validate
+from marshmallow import fields, validate
 
 from cds_service.knowledge.icd10cm import SYSTEM
-from cds_service.validation import ErrorPath, Strict, first_error
+from cds_service.knowledge.reading import validated
+from cds_service.validation import ErrorPath, Strict
 from cds_service.yaml_source import ContentError, YamlDocument, load_yaml
 
 GUIDE_DIR = Path(__file__).resolve().parents[2] / "content" / "weakness"
@@ -149,11 +150,7 @@ def _finding_ids(guide_dir: Path) -> set[str]:
 
 
 def _source(doc: YamlDocument) -> dict[str, Any]:
-    try:
-        data: dict[str, Any] = SourceFile().load(doc.data if doc.data is not None else {})
-    except ValidationError as exc:
-        path, message = first_error(exc.messages)
-        raise doc.error(path, message) from exc
+    data = validated(doc, SourceFile())
     installed = f"{PACKAGE}=={metadata.version(PACKAGE)}"
     if data["package"] != installed:
         raise doc.error(("package",), f"names {data['package']} but {installed} is installed")

@@ -20,6 +20,17 @@ def bundle(resources: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def fhir_authorization(token: str, scope: str = "patient/Observation.read") -> dict[str, Any]:
+    """A request's fhirAuthorization (CDS Hooks 2.0.1): the bearer token the service may call the FHIR server with."""
+    return {
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": scope,
+        "subject": "weakness-triage",
+    }
+
+
 def hook_request(
     patient_id: str = "pat-1",
     observations: list[dict[str, Any]] | None = None,
