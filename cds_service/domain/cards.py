@@ -76,7 +76,7 @@ def describe_statement(said: Statement, words: CardWording | None = None) -> str
     if said.answer:
         fields["value"] = escape_markdown(said.answer)
     if kind == "score" and said.previous is not None:
-        kind, fields["previous"] = "score-rose", f"{said.previous:g}"
+        kind, fields["previous"] = "score-rose" + ("-scored" if "max" in fields else ""), f"{said.previous:g}"
     elif kind in ("score", "answer") and "score" in fields and "max" in fields:
         kind = f"{kind}-scored"
     if kind == "interpretation" and words:

@@ -52,11 +52,11 @@ def evidence_from_item(item: ScoreItem, value: Value, site: Site, knowledge: Kno
     if read is None:
         return None
     if isinstance(read, Verdict):
-        return read, Statement("score", value, item=item.code.display, max_score=item.max_score), None, frozenset()
+        return read, Statement("score", value, item=item.name, max_score=item.max_score), None, frozenset()
     said = Statement(
         "answer" if read.answer else "score",
         value,
-        item=item.code.display,
+        item=item.name,
         score=read.score,
         max_score=item.max_score,
         answer=read.answer,

@@ -146,6 +146,7 @@ class ItemEntry(Strict):
     severe_when = fields.Nested(ComparisonEntry)
     body_sites = fields.List(fields.String(), load_default=list)
     answer_list = fields.String()
+    label = fields.String(validate=NO_HTML)  # how a card names the item (the LOINC display when absent)
     max_score = fields.Float()
     measures = fields.String(validate=validate.Regexp(r"^[a-z-]+:(left|right|both)?$"))
     notes = fields.String()

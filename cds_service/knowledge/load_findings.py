@@ -132,6 +132,7 @@ def _item(
         list_id,
         entry.get("max_score", max(scores) if scores else None),
         entry.get("measures", ""),
+        entry.get("label", ""),
     )
 
 

@@ -87,6 +87,11 @@ class ScoreItem:
     answer_list: str | None = None  # the LOINC answer list id, as the source of the answers
     max_score: float | None = None
     measures: str = ""  # the body part the item examines ("upper-limb:left"); "" when the record's site decides
+    label: str = ""  # how a card names the item; "" means the code's display
+
+    @property
+    def name(self) -> str:
+        return self.label or self.code.display
 
     def score_of(self, key: Key) -> Answer | None:
         return self.answers.get(key)
