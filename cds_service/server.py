@@ -91,19 +91,27 @@ def checked_knowledge(settings: Settings) -> Knowledge:
     return knowledge
 
 
-def prepare(settings: Settings) -> Knowledge:
-    """Everything that can be wrong with the configuration, found before forking; the database created or
-    upgraded (SQLite), or checked to be at the head revision (another database)."""
+def checked_files(settings: Settings) -> Knowledge:
+    """Every file a new worker reads (content, cards, the acknowledged-card template, the trusted issuers),
+    checked; raises ContentError/InvalidTemplate naming the file and line."""
     knowledge = checked_knowledge(settings)
+    from cds_service.repeat_alerts import AcknowledgedTemplate
+
+    AcknowledgedTemplate.load(settings.cards_dir)
     if settings.auth == "jwt" and settings.trusted_issuers_file is not None:
         from cds_service.security.trusted_issuers import load_trusted_issuers
 
         issuers = load_trusted_issuers(settings.trusted_issuers_file, settings.allow_http_loopback)
         log.info("trusted_issuers_loaded", extra={"issuers": sorted(issuers)})
-    from cds_service.repeat_alerts import AcknowledgedTemplate
+    return knowledge
+
+
+def prepare(settings: Settings) -> Knowledge:
+    """Everything that can be wrong with the configuration, found before forking; the database created or
+    upgraded (SQLite), or checked to be at the head revision (another database)."""
+    knowledge = checked_files(settings)
     from cds_service.store import Store
 
-    AcknowledgedTemplate.load(settings.cards_dir)  # fail fast, like the content
     Store(settings.database_url, settings.patient_hash_key).engine.dispose()
     return knowledge
 
@@ -132,7 +140,7 @@ def serve(args: argparse.Namespace) -> int:
         def reload(self) -> None:
             """HUP: new workers only on content that passes its checks; else the old workers keep serving."""
             try:
-                content["knowledge"] = checked_knowledge(settings)
+                content["knowledge"] = checked_files(settings)  # all a new worker reads, not the content alone
             except (ContentError, InvalidTemplate) as exc:
                 log.error("content_reload_refused", extra={"error": str(exc), "detail": "old workers keep serving"})
                 return
